@@ -1,0 +1,1 @@
+"""Instrument drivers: wire protocol only, no experiment logic."""

@@ -1,0 +1,1 @@
+"""Arbin cyclers through the Console TCP/IP Interface (CTI)."""

@@ -1,0 +1,1 @@
+"""Analysis shared by live runs and offline commands."""

@@ -1,0 +1,1 @@
+"""The engine that runs procedures on a bench, headless."""

@@ -1,0 +1,1 @@
+"""The run store: run folders and the run registry."""

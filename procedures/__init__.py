@@ -1,0 +1,1 @@
+"""Experiment procedures (PyMeasure Procedures)."""
