@@ -1,0 +1,263 @@
+"""Bench configuration: which instrument plays which role, read from TOML.
+
+A bench file maps roles to instruments::
+
+    name = "arbin-bay-2"
+    [clock]
+    kind = "wall"                      # "sim" on a simulated bench, with resource = its control channel
+    [roles.cycler]
+    driver = "arbin-cti"
+    resource = "192.168.1.20:9031"     # host:port, or a PyVISA resource string for VISA instruments
+    channel = 3                        # physical channel, 1-based
+    [roles.cycler.options]
+    username = "admin"
+    password = "000000"
+
+The built-in bench ``sim`` needs no file: labctl starts emulators of every instrument on 127.0.0.1 and
+points the same drivers at them. A file with a ``[sim]`` table does the same with its own settings.
+Every problem is reported as a :class:`BenchError` naming the field and the fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tomllib
+from collections.abc import Callable
+from contextlib import ExitStack, closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from labctl.roles import Clock, CyclerChannel
+from labctl.units import area_from_diameter_cm2
+
+log = logging.getLogger(__name__)
+
+ROLES = ("cycler", "impedance", "rate_monitor")
+HOST_PORT = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
+
+
+class BenchError(Exception):
+    """A bench that cannot be used as configured; the message names the field and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InstrumentConfig(_Strict):
+    driver: str
+    resource: str
+    channel: int | None = Field(default=None, ge=1)
+    options: dict[str, Any] = {}
+
+
+class ClockConfig(_Strict):
+    kind: Literal["wall", "sim"] = "wall"
+    resource: str | None = None
+
+
+class SimConfig(_Strict):
+    """Settings of a simulated bench: the virtual cell in every cycler channel."""
+
+    cell: str = "bare"
+    seed: int = 0
+    channels: int = Field(default=8, ge=1, le=64)
+    area_cm2: float = Field(default=round(area_from_diameter_cm2(12.0), 4), gt=0)  # the procedures' default electrode
+
+
+class BenchConfig(_Strict):
+    name: str = "bench"
+    clock: ClockConfig = ClockConfig()
+    roles: dict[str, InstrumentConfig] = {}
+    sim: SimConfig | None = None
+
+
+def parse_host_port(resource: str, where: str) -> tuple[str, int]:
+    m = HOST_PORT.match(resource.strip())
+    if not m or not 0 < int(m["port"]) < 65536:
+        raise BenchError(f"{where}: {resource!r} is not host:port; write it like 192.168.1.20:9031")
+    return m["host"].strip("[]"), int(m["port"])
+
+
+def _open_arbin(cfg: InstrumentConfig, where: str) -> CyclerChannel:
+    from labctl.drivers.arbin.cti import CTIClient, CTIError
+    from labctl.drivers.arbin.universal import UniversalScheduleChannel
+
+    host, port = parse_host_port(cfg.resource, f"{where}.resource")
+    opts = dict(cfg.options)
+    schedule = opts.pop("schedule", None)
+    try:
+        client = CTIClient(host, port, **opts)
+    except TypeError as e:
+        raise BenchError(f"{where}.options: {e}; valid options are username, password, timeout_s, schedule") from e
+    except (CTIError, OSError) as e:
+        raise BenchError(f"{where}.resource: cannot reach Arbin CTI at {host}:{port}: {e}. Check that MITS Pro's "
+                         "Monitor & Control window is open, CTI is enabled and the address is right") from e
+    channel = cfg.channel or 1
+    if channel > client.channel_count:
+        client.close()
+        raise BenchError(f"{where}.channel: {channel} but the cycler at {host}:{port} has "
+                         f"{client.channel_count} channels; use 1..{client.channel_count}")
+    extra = {"schedule": schedule} if schedule else {}
+    return UniversalScheduleChannel(client, channel, **extra)
+
+
+@dataclass(frozen=True)
+class Driver:
+    role: str
+    check_resource: Callable[[str, str], object]  # (resource, where) -> raises BenchError
+    open: Callable[[InstrumentConfig, str], Any]
+
+
+DRIVERS: dict[str, Driver] = {
+    "arbin-cti": Driver("cycler", parse_host_port, _open_arbin),
+}
+
+
+@dataclass
+class Bench:
+    """An opened bench: a clock and one connected instrument per role. Close it when done."""
+
+    name: str
+    config: BenchConfig
+    clock: Clock
+    roles: dict[str, Any]
+    _stack: ExitStack = field(default_factory=ExitStack, repr=False)
+
+    def role(self, role: str) -> Any:
+        try:
+            return self.roles[role]
+        except KeyError:
+            raise BenchError(f"bench {self.name!r} has no {role} role; add a [roles.{role}] table") from None
+
+    @property
+    def cycler(self) -> CyclerChannel:
+        return self.role("cycler")
+
+    def identities(self) -> dict[str, dict[str, str]]:
+        return {role: inst.identity() for role, inst in self.roles.items()}
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> Bench:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def load_config(spec: str) -> BenchConfig:
+    """The built-in ``sim`` bench, or a TOML bench file."""
+    if spec == "sim":
+        return BenchConfig(name="sim", sim=SimConfig())
+    path = Path(spec)
+    if not path.is_file():
+        raise BenchError(f"--bench: no bench file {spec!r}; give a TOML bench file or 'sim' for the simulated bench")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise BenchError(f"{path}: not valid TOML: {e}") from e
+    data.setdefault("name", path.stem)
+    return validate_config(data, str(path))
+
+
+def validate_config(data: dict[str, Any], source: str) -> BenchConfig:
+    try:
+        config = BenchConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            msg = "missing; every role needs driver and resource"
+        elif err["type"] == "extra_forbidden":
+            msg = "is not a bench setting; check the spelling"
+        raise BenchError(f"{source}: {where}: {msg}") from e
+    for role, inst in config.roles.items():
+        _check_role(role, inst, source)
+    if config.clock.kind == "sim" and not config.clock.resource:
+        raise BenchError(f"{source}: clock.resource: missing; a sim clock needs the bench's control channel host:port")
+    return config
+
+
+def _check_role(role: str, inst: InstrumentConfig, source: str) -> None:
+    where = f"{source}: roles.{role}"
+    if role not in ROLES:
+        raise BenchError(f"{where}: unknown role; roles are {', '.join(ROLES)}")
+    driver = DRIVERS.get(inst.driver)
+    if driver is None:
+        choices = ", ".join(name for name, d in DRIVERS.items() if d.role == role) or "none yet"
+        raise BenchError(f"{where}.driver: unknown driver {inst.driver!r}; drivers for {role}: {choices}")
+    if driver.role != role:
+        raise BenchError(f"{where}.driver: {inst.driver!r} plays the {driver.role} role, not {role}")
+    driver.check_resource(inst.resource, f"{where}.resource")
+
+
+def open_bench(spec: str, *, sim_overrides: dict[str, Any] | None = None,
+               cell_area_cm2: float | None = None) -> Bench:
+    """Open a bench by name or file. On a simulated bench, start its emulators first: ``sim_overrides``
+    replaces fields of its ``[sim]`` table (cell preset, seed), and the virtual cell gets the electrode
+    area of the cell the procedure describes (``cell_area_cm2``)."""
+    config = load_config(spec)
+    stack = ExitStack()
+    try:
+        if config.sim is not None:
+            area = {"area_cm2": cell_area_cm2} if cell_area_cm2 else {}
+            sim = sim_settings(config.sim, {**area, **(sim_overrides or {})})
+            served = stack.enter_context(start_sim_bench(sim)).config()
+            config = validate_config({**served, "name": config.name, "sim": sim.model_dump()}, config.name)
+        elif sim_overrides:
+            raise BenchError(f"--cell/--seed: bench {config.name!r} is not simulated; these options apply to sim benches")
+        clock = stack.enter_context(closing(_open_clock(config)))
+        roles = {role: stack.enter_context(closing(_open_role(role, inst))) for role, inst in config.roles.items()}
+    except BaseException:
+        stack.close()
+        raise
+    return Bench(config.name, config, clock, roles, stack)
+
+
+def sim_settings(sim: SimConfig, overrides: dict[str, Any]) -> SimConfig:
+    """``sim`` with some fields replaced, validated like a bench file's ``[sim]`` table."""
+    try:
+        return SimConfig.model_validate({**sim.model_dump(), **overrides})
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise BenchError(f"sim.{'.'.join(map(str, err['loc']))}: {err['msg']}") from e
+
+
+def start_sim_bench(sim: SimConfig) -> Any:
+    """The emulators of a simulated bench, to be entered as a context manager (which starts them)."""
+    from labctl.sim_instruments.bench import SimBench
+    from labctl.sim_instruments.cells import SymmetricCell
+
+    try:
+        SymmetricCell(sim.cell, area_cm2=sim.area_cm2, seed=sim.seed)
+    except ValueError as e:
+        raise BenchError(f"sim.cell: {e}") from e
+
+    def cell_for(channel: int) -> SymmetricCell:
+        # every channel gets its own seed so cells on one bench differ
+        return SymmetricCell(sim.cell, area_cm2=sim.area_cm2, seed=sim.seed + channel - 1)
+
+    return SimBench(channels=sim.channels, cell_factory=cell_for)
+
+
+def _open_clock(config: BenchConfig) -> Clock:
+    from labctl.clock import SimClock, WallClock
+
+    if config.clock.kind == "wall":
+        return WallClock()
+    host, port = parse_host_port(config.clock.resource or "", "clock.resource")
+    try:
+        return SimClock(host, port)
+    except OSError as e:
+        raise BenchError(f"clock.resource: cannot reach the simulated bench's clock at {host}:{port}: {e}") from e
+
+
+def _open_role(role: str, inst: InstrumentConfig) -> Any:
+    return DRIVERS[inst.driver].open(inst, f"roles.{role}")

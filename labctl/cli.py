@@ -1,0 +1,224 @@
+"""The ``labctl`` command line: run procedures, serve simulated benches, browse runs, analyse files.
+
+Exit codes of ``labctl run``: 0 the test ran to its end (a cell that shorted is a result), 1 an
+instrument or software fault stopped it, 2 bad input (bench, parameters), 130 stopped with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from labctl.bench import BenchError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+sim_app = typer.Typer(no_args_is_help=True, help="Simulated benches: emulators on 127.0.0.1.")
+runs_app = typer.Typer(no_args_is_help=True, help="Runs in the store.")
+analyze_app = typer.Typer(no_args_is_help=True, help="Recompute results from data files.")
+app.add_typer(sim_app, name="sim")
+app.add_typer(runs_app, name="runs")
+app.add_typer(analyze_app, name="analyze")
+
+out = Console()
+err = Console(stderr=True)
+
+StoreOption = Annotated[Path | None, typer.Option("--store", help="Store folder (default $LABCTL_HOME or ~/labctl-data)")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+@app.command()
+def run(
+    procedure: Annotated[str, typer.Argument(help="Procedure name, e.g. ccd (see `labctl procedures`)")],
+    bench: Annotated[str, typer.Option(help="'sim' or a bench TOML file")] = "sim",
+    param: Annotated[list[str], typer.Option("--param", "-p", help="name=value; repeat for several")] = [],
+    cell: Annotated[str | None, typer.Option(help="Sim benches: cell preset (bare, Ag, Mg, Ag|Mg, Mg|Ag)")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sim benches: random seed of the virtual cell")] = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a procedure on a bench and store its data; prints the result."""
+    from labctl.bench import open_bench
+    from labctl.engine.runner import Runner
+    from labctl.progress import TerminalProgress
+    from labctl.store import Store
+
+    proc = _procedure(procedure, param)
+    overrides = {k: v for k, v in {"cell": cell, "seed": seed}.items() if v is not None}
+    try:
+        opened = open_bench(bench, sim_overrides=overrides, cell_area_cm2=proc.area_cm2)
+    except BenchError as e:
+        raise fail(str(e)) from None
+    with opened, TerminalProgress(f"{procedure} on {opened.name}") as progress:
+        runner = Runner(Store(store), progress.listeners())
+        previous = signal.signal(signal.SIGINT, lambda *_: runner.request_stop())
+        try:
+            outcome = runner.run(proc, opened)
+        except BenchError as e:
+            raise fail(str(e)) from None
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    if as_json:
+        print(json.dumps({"run_id": outcome.run_id, "status": outcome.status, "folder": str(outcome.folder),
+                          "result": outcome.result, "error": outcome.error}, indent=2, default=str))
+    else:
+        _print_outcome(outcome)
+    raise typer.Exit(outcome.exit_code)
+
+
+def _procedure(name: str, params: list[str]) -> Any:
+    from labctl.procedures import PROCEDURES, ParameterError
+    from labctl.procedures.base import set_parameters
+
+    if name not in PROCEDURES:
+        raise fail(f"unknown procedure {name!r}; procedures are {', '.join(PROCEDURES)}")
+    values = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise fail(f"--param {item!r}: write it as name=value, e.g. -p stop_density=1.5")
+        values[key.strip()] = value.strip()
+    proc = PROCEDURES[name]()
+    try:
+        set_parameters(proc, values)
+    except ParameterError as e:
+        raise fail(f"--param {e}") from None
+    return proc
+
+
+def _print_outcome(outcome: Any) -> None:
+    colour = {"finished": "green", "failed": "red", "aborted": "yellow"}[outcome.status]
+    out.print(f"Run [bold]{outcome.run_id}[/] [{colour}]{outcome.status}[/]")
+    if outcome.result:
+        out.print(f"[bold]{outcome.result['headline']}[/]", highlight=False)
+    if outcome.error:
+        out.print(f"[red]{outcome.error}[/]", highlight=False)
+    out.print(f"Data: {outcome.folder}", highlight=False)
+
+
+@app.command()
+def procedures(name: Annotated[str | None, typer.Argument(help="Show one procedure's parameters")] = None) -> None:
+    """List procedures, or show one's parameters with units and defaults."""
+    from labctl.procedures import PROCEDURES
+
+    if name is None:
+        for key, cls in PROCEDURES.items():
+            out.print(f"[bold]{key}[/]  {(cls.__doc__ or '').strip().splitlines()[0]}")
+        return
+    if name not in PROCEDURES:
+        raise fail(f"unknown procedure {name!r}; procedures are {', '.join(PROCEDURES)}")
+    table = Table("parameter", "label", "default", "units", "notes")
+    for key, p in PROCEDURES[name]().parameter_objects().items():
+        table.add_row(key, p.name, str(p.default), getattr(p, "units", None) or "", p.description or "")
+    out.print(table)
+
+
+@sim_app.command("serve")
+def sim_serve(
+    bench: Annotated[str, typer.Argument(help="'sim' or a bench TOML file with a [sim] table")] = "sim",
+    cell: Annotated[str | None, typer.Option(help="Cell preset in every channel")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed of the virtual cells")] = None,
+) -> None:
+    """Start a simulated bench's emulators and print their addresses and a bench config for them."""
+    from labctl.bench import load_config, sim_settings, start_sim_bench
+
+    try:
+        config = load_config(bench)
+        if config.sim is None:
+            raise BenchError(f"{bench}: has no [sim] table, so there is nothing to simulate")
+        sim = sim_settings(config.sim, {k: v for k, v in {"cell": cell, "seed": seed}.items() if v is not None})
+        served = start_sim_bench(sim)
+    except BenchError as e:
+        raise fail(str(e)) from None
+    with served:
+        for role, address in served.addresses().items():
+            print(f"# {role}: {address}")
+        print("# bench config for these emulators (save as a .toml file and pass it to --bench):")
+        print(served.config_toml(), flush=True)
+        err.print("Serving on 127.0.0.1; Ctrl-C stops.")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+@runs_app.command("list")
+def runs_list(store: StoreOption = None, as_json: JsonOption = False) -> None:
+    """List runs, newest last, with their status and headline result."""
+    from labctl.store import Store
+
+    records = Store(store).registry.list()
+    if as_json:
+        print(json.dumps([r.to_dict() for r in records], indent=2))
+        return
+    table = Table("run", "procedure", "status", "started (UTC)", "bench", "cell", "result")
+    for r in records:
+        table.add_row(r.id, r.procedure, r.status, r.started_at, r.bench, r.cell_id or "",
+                      (r.summary or {}).get("headline") or (r.summary or {}).get("error") or "")
+    out.print(table)
+
+
+@runs_app.command("show")
+def runs_show(run_id: str, store: StoreOption = None, as_json: JsonOption = False) -> None:
+    """Show one run: status, parameters, cell, instruments, result and files."""
+    from labctl.store import Store
+    from labctl.store.folder import METADATA, RESULTS, read_json
+
+    record = Store(store).registry.get(run_id)
+    if record is None:
+        raise fail(f"no run {run_id!r} in the store; `labctl runs list` shows the runs")
+    folder = Path(record.folder)
+    metadata = read_json(folder / METADATA) if (folder / METADATA).exists() else {}
+    results = read_json(folder / RESULTS) if (folder / RESULTS).exists() else None
+    if as_json:
+        print(json.dumps({"run": record.to_dict(), "metadata": metadata, "results": results}, indent=2, default=str))
+        return
+    out.print(f"[bold]{record.id}[/]  {record.procedure}  status [bold]{record.status}[/]  "
+              f"{record.started_at} → {record.ended_at or '…'}", highlight=False)
+    out.print(f"Folder: {folder}", highlight=False)
+    table = Table("parameter", "value", "units")
+    for key, p in metadata.get("parameters", {}).items():
+        table.add_row(key, str(p["value"]), p.get("units") or "")
+    out.print(table)
+    out.print(f"Cell: {metadata.get('cell')}", highlight=False)
+    out.print(f"Instruments: {metadata.get('instruments')}", highlight=False)
+    if results:
+        out.print(f"[bold]{results.get('headline', '')}[/]", highlight=False)
+    if record.summary and record.summary.get("error"):
+        out.print(f"[red]{record.summary['error']}[/]", highlight=False)
+
+
+@analyze_app.command("ccd")
+def analyze_ccd(
+    file: Annotated[Path, typer.Argument(help="BDF CSV time series of a stepped test")],
+    area: Annotated[float, typer.Option(help="Electrode area, cm²")],
+    voltage_limit: Annotated[float, typer.Option(help="|V| safety limit of the test, V")] = 1.0,
+    bulk_resistance: Annotated[float, typer.Option(help="R_b from EIS, Ω (0 = estimate)")] = 0.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Recompute a CCD result from a BDF CSV with the detector live runs use."""
+    from labctl.analysis.ccd import analyze_ccd as analyze, load_bdf_csv
+    from labctl.procedures.ccd import headline
+
+    try:
+        result = analyze(load_bdf_csv(file), area, voltage_limit_V=voltage_limit,
+                         ohmic_floor_ohm=bulk_resistance or None).to_dict()
+    except (ValueError, OSError) as e:
+        raise fail(f"{file}: {e}") from None
+    result["headline"] = headline(result)
+    if as_json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        out.print(f"[bold]{result['headline']}[/]", highlight=False)

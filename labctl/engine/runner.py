@@ -1,0 +1,154 @@
+"""Run one procedure on an opened bench: store first, then tell the displays; always leave instruments safe.
+
+The engine owns the run's life: it registers the run before the first sample, routes what the
+procedure emits (rows to the run folder before any display sees them), turns a stop request into an
+orderly stop, calls ``shutdown`` in every case (which rests the channel), and records how the run
+ended: ``finished`` (it ran to its end; a cell that failed is a result), ``failed`` (an instrument or
+software fault stopped it) or ``aborted`` (an operator stopped it). No Qt here.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from labctl.bench import Bench
+from labctl.procedures.base import LabProcedure
+from labctl.store import RunFolder, Store
+from labctl.store.registry import now_iso
+
+log = logging.getLogger(__name__)
+
+EXIT_CODES = {"finished": 0, "failed": 1, "aborted": 130}
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    status: str
+    folder: Path
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
+
+
+@dataclass
+class Listeners:
+    """Displays and loggers that follow a run; each gets what was already stored."""
+
+    sample: Callable[[dict[str, Any]], None] = lambda row: None
+    status: Callable[[dict[str, Any]], None] = lambda status: None
+    progress: Callable[[float], None] = lambda percent: None
+    event: Callable[[dict[str, Any]], None] = lambda event: None
+
+
+@dataclass
+class Runner:
+    store: Store
+    listeners: Listeners = field(default_factory=Listeners)
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+
+    def request_stop(self) -> None:
+        """Ask the running procedure to stop at its next sample (Ctrl-C, the GUI's abort)."""
+        self.stop_requested.set()
+
+    def run(self, procedure: LabProcedure, bench: Bench) -> RunOutcome:
+        for role in procedure.ROLES:
+            bench.role(role)  # raises BenchError before anything is created
+        run_id = self.store.new_run_id(procedure.NAME)
+        folder = RunFolder(self.store.folder_of(run_id), list(procedure.DATA_COLUMNS))
+        metadata = _metadata(run_id, procedure, bench)
+        folder.write_metadata(metadata)
+        self.store.registry.add(run_id, procedure=procedure.NAME, bench=bench.name, cell_id=procedure.cell_id,
+                                folder=folder.path)
+        outcome = RunOutcome(run_id, "running", folder.path)
+        procedure.bench = bench
+        procedure.emit = lambda topic, record: self._route(folder, outcome, topic, record)
+        procedure.should_stop = self.stop_requested.is_set
+        try:
+            self._execute(procedure, folder, outcome)
+        finally:
+            metadata.update(status=outcome.status, ended_at=now_iso(), error=outcome.error)
+            folder.write_metadata(metadata)
+            folder.close()
+            self.store.registry.finish(run_id, outcome.status, _summary(outcome))
+        return outcome
+
+    def _execute(self, procedure: LabProcedure, folder: RunFolder, outcome: RunOutcome) -> None:
+        try:
+            procedure.startup()
+            procedure.execute()
+            outcome.status = "aborted" if self.stop_requested.is_set() else "finished"
+        except KeyboardInterrupt:
+            outcome.status = "aborted"
+        except Exception as e:  # any fault ends the run as failed, with the channel made safe below
+            outcome.status, outcome.error = "failed", f"{type(e).__name__}: {e}"
+            folder.event("fault", message=outcome.error, traceback=traceback.format_exc())
+            log.error("run %s failed: %s", outcome.run_id, outcome.error)
+        finally:
+            self._shutdown(procedure, folder, outcome)
+        if outcome.status == "aborted":
+            folder.event("aborted", message="stopped by the operator; channel at rest")
+
+    def _shutdown(self, procedure: LabProcedure, folder: RunFolder, outcome: RunOutcome) -> None:
+        try:
+            procedure.shutdown()
+        except Exception as e:
+            message = f"could not leave the instruments safe: {type(e).__name__}: {e}"
+            folder.event("fault", message=message)
+            log.critical("run %s: %s", outcome.run_id, message)
+            outcome.status, outcome.error = "failed", outcome.error or message
+
+    def _route(self, folder: RunFolder, outcome: RunOutcome, topic: str, record: Any) -> None:
+        if topic == "results":
+            folder.append(record)
+            self.listeners.sample(record)
+        elif topic == "event":
+            folder.event(**record)
+            self.listeners.event(record)
+        elif topic == "status":
+            self.listeners.status(record)
+        elif topic == "progress":
+            self.listeners.progress(float(record))
+        elif topic == "result":
+            outcome.result = record
+            folder.write_results(record)
+
+
+def _metadata(run_id: str, procedure: LabProcedure, bench: Bench) -> dict[str, Any]:
+    config = bench.config.model_dump()
+    for inst in config["roles"].values():
+        inst["options"].pop("password", None)
+    return {
+        "run_id": run_id,
+        "status": "running",
+        "started_at": now_iso(),
+        "procedure": {"name": procedure.NAME, "class": type(procedure).__qualname__,
+                      "description": (type(procedure).__doc__ or "").strip()},
+        "parameters": procedure.describe_parameters(),
+        "cell": procedure.cell(),
+        "bench": {"name": bench.name, "config": config},
+        "instruments": bench.identities(),
+        "software": {"labctl": version("labctl"), "pymeasure": version("pymeasure"),
+                     "python": platform.python_version()},
+        "estimated_duration_s": procedure.estimated_duration_s(),
+        "time_series": {"file": "timeseries.bdf.csv", "format": "Battery Data Format (BDF) CSV",
+                        "sign_convention": "positive current charges (strips the working electrode)"},
+    }
+
+
+def _summary(outcome: RunOutcome) -> dict[str, Any]:
+    summary: dict[str, Any] = {"headline": (outcome.result or {}).get("headline")}
+    if outcome.error:
+        summary["error"] = outcome.error
+    return summary

@@ -1,0 +1,93 @@
+"""One folder per run, readable without labctl.
+
+- ``timeseries.bdf.csv``: samples with Battery Data Format column names, appended as they arrive;
+- ``events.jsonl``: one JSON object per line (segments, detections, faults, operator actions);
+- ``metadata.json``: protocol, parameters with units, cell, bench, instruments, software, status;
+- ``results.json``: the results summary.
+
+Durability: rows reach the operating system at once and the disk at least once a second
+(``flush_interval_s``), events and status changes at once, so a crash loses at most about a second of
+samples. JSON files are replaced atomically, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+TIMESERIES = "timeseries.bdf.csv"
+EVENTS = "events.jsonl"
+METADATA = "metadata.json"
+RESULTS = "results.json"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, default=str)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+class RunFolder:
+    """Writer for one run's folder. Create it with the time-series columns, then append."""
+
+    def __init__(self, path: Path, columns: list[str], *, flush_interval_s: float = 1.0) -> None:
+        self.path = path
+        self.columns = columns
+        path.mkdir(parents=True, exist_ok=False)
+        self._csv_file = (path / TIMESERIES).open("w", encoding="utf-8", newline="")
+        self._csv = csv.writer(self._csv_file, lineterminator="\n")
+        self._csv.writerow(columns)
+        self._events = (path / EVENTS).open("a", encoding="utf-8")
+        self._flush_interval_s = flush_interval_s
+        self._synced_at = 0.0
+        self._sync(self._csv_file)
+
+    def append(self, row: dict[str, float | int]) -> None:
+        """Write one sample; missing columns are left empty."""
+        self._csv.writerow([_cell(row.get(c)) for c in self.columns])
+        self._csv_file.flush()
+        if time.monotonic() - self._synced_at >= self._flush_interval_s:
+            self._sync(self._csv_file)
+
+    def event(self, kind: str, **data: Any) -> None:
+        record = {"kind": kind, "wall_time": time.time(), **data}
+        self._events.write(json.dumps(record, default=str) + "\n")
+        self._sync(self._events)
+        self._sync(self._csv_file)
+
+    def write_metadata(self, metadata: dict[str, Any]) -> None:
+        write_json_atomic(self.path / METADATA, metadata)
+
+    def write_results(self, results: dict[str, Any]) -> None:
+        write_json_atomic(self.path / RESULTS, results)
+
+    def close(self) -> None:
+        for f in (self._csv_file, self._events):
+            if not f.closed:
+                self._sync(f)
+                f.close()
+
+    def _sync(self, f: Any) -> None:
+        f.flush()
+        os.fsync(f.fileno())
+        self._synced_at = time.monotonic()
+
+
+def _cell(value: float | int | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return format(value, ".10g")
+    return str(value)

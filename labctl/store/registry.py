@@ -1,0 +1,120 @@
+"""The run registry: an SQLite table of every run, its folder and its status.
+
+A run is registered as ``running`` before its first sample and marked ``finished``, ``failed`` or
+``aborted`` only when it ends. A run still marked ``running`` whose process is gone is reported (and
+recorded) as ``interrupted``, so a crash never leaves a run looking finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+STATUSES = ("running", "finished", "failed", "aborted", "interrupted")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    procedure TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    bench TEXT NOT NULL,
+    cell_id TEXT,
+    folder TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    summary TEXT
+)
+"""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    procedure: str
+    status: str
+    started_at: str
+    ended_at: str | None
+    bench: str
+    cell_id: str | None
+    folder: str
+    host: str
+    pid: int
+    summary: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Registry:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(_SCHEMA)
+
+    def add(self, run_id: str, *, procedure: str, bench: str, cell_id: str | None, folder: Path) -> None:
+        self._db.execute(
+            "INSERT INTO runs (id, procedure, status, started_at, bench, cell_id, folder, host, pid)"
+            " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+            (run_id, procedure, now_iso(), bench, cell_id, str(folder), socket.gethostname(), os.getpid()),
+        )
+
+    def finish(self, run_id: str, status: str, summary: dict[str, Any] | None = None) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown run status {status!r}; use one of {', '.join(STATUSES)}")
+        self._db.execute(
+            "UPDATE runs SET status = ?, ended_at = ?, summary = ? WHERE id = ?",
+            (status, now_iso(), json.dumps(summary, default=str) if summary is not None else None, run_id),
+        )
+
+    def get(self, run_id: str) -> RunRecord | None:
+        self.mark_interrupted()
+        row = self._db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _record(row) if row else None
+
+    def list(self) -> list[RunRecord]:
+        self.mark_interrupted()
+        rows = self._db.execute("SELECT * FROM runs ORDER BY started_at, id").fetchall()
+        return [_record(r) for r in rows]
+
+    def mark_interrupted(self) -> list[str]:
+        """Record as ``interrupted`` every run of this host still ``running`` whose process is gone."""
+        host = socket.gethostname()
+        rows = self._db.execute("SELECT id, pid FROM runs WHERE status = 'running' AND host = ?", (host,))
+        dead = [run_id for run_id, pid in rows.fetchall() if not _alive(pid)]
+        for run_id in dead:
+            self._db.execute(
+                "UPDATE runs SET status = 'interrupted', ended_at = ? WHERE id = ? AND status = 'running'",
+                (now_iso(), run_id),
+            )
+        return dead
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _record(row: tuple[Any, ...]) -> RunRecord:
+    *head, summary = row
+    return RunRecord(*head, summary=json.loads(summary) if summary else None)

@@ -1,0 +1,91 @@
+"""What every labctl procedure shares: the cell description, the bench it runs on, clear parameter errors."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pymeasure.experiment import FloatParameter, Parameter, Procedure
+
+from labctl.units import area_from_diameter_cm2
+
+
+class ParameterError(ValueError):
+    """A parameter value that cannot be used; the message names the parameter and the fix."""
+
+
+class LabProcedure(Procedure):
+    """A PyMeasure Procedure run by labctl's engine on a bench.
+
+    The engine assigns ``bench`` (whose roles the procedure names in ``ROLES``) before ``startup``.
+    Procedures report through ``emit``: ``"results"`` (one BDF row per sample, written to the store
+    before anything shows it), ``"event"`` (a dict with ``kind``), ``"status"`` (live values for
+    displays), ``"progress"`` (0-100) and ``"result"`` (the results summary).
+    """
+
+    NAME = ""
+    ROLES: tuple[str, ...] = ()
+
+    cell_id = Parameter("Cell ID", default="cell-1", description="Your name for the cell under test")
+    interlayer = Parameter("Interlayer", default="", description="Interlayer stack, e.g. 'Ag|Mg' (free text)")
+    electrode_diameter = FloatParameter(
+        "Electrode diameter", units="mm", minimum=0.1, maximum=100, default=12.0,
+        description="Diameter of the smaller electrode; sets the area unless an area is given",
+    )  # fmt: skip
+    electrode_area = FloatParameter(
+        "Electrode area", units="cm²", minimum=0, maximum=100, default=0.0,
+        description="Electrode area; 0 means: compute it from the diameter",
+    )  # fmt: skip
+    temperature = FloatParameter("Temperature", units="°C", minimum=-100, maximum=300, default=25.0)
+    pressure = FloatParameter("Stack pressure", units="MPa", minimum=0, maximum=1000, default=0.0,
+                              description="Stack pressure during the test; 0 if not recorded")
+
+    bench: Any = None
+
+    @property
+    def area_cm2(self) -> float:
+        return self.electrode_area or area_from_diameter_cm2(self.electrode_diameter)
+
+    def check(self) -> None:
+        """Cross-parameter checks, run before any instrument is touched. Raise ParameterError."""
+
+    def describe_parameters(self) -> dict[str, dict[str, Any]]:
+        """Every parameter with its label, value and units, for run metadata."""
+        return {
+            name: {"label": p.name, "value": getattr(self, name), "units": getattr(p, "units", None)}
+            for name, p in self.parameter_objects().items()
+        }
+
+    def cell(self) -> dict[str, Any]:
+        return {
+            "id": self.cell_id, "interlayer": self.interlayer, "area_cm2": self.area_cm2,
+            "temperature_C": self.temperature, "pressure_MPa": self.pressure,
+        }  # fmt: skip
+
+    def estimated_duration_s(self) -> float:
+        return math.inf
+
+
+def set_parameters(procedure: LabProcedure, values: dict[str, str]) -> None:
+    """Set parameters from text (``name=value`` pairs from a CLI or a form), naming any bad one."""
+    objects = procedure.parameter_objects()
+    for name, text in values.items():
+        if name not in objects:
+            known = ", ".join(sorted(objects))
+            raise ParameterError(f"{name}: not a parameter of {procedure.NAME}; parameters are {known}")
+        p = objects[name]
+        try:
+            p.value = text
+        except ValueError as e:
+            raise ParameterError(f"{name}: {text!r} is not accepted ({_why(p, e)})") from None
+        setattr(procedure, name, p.value)
+    procedure.check()
+
+
+def _why(p: Parameter, e: ValueError) -> str:
+    units = getattr(p, "units", None) or ""
+    if hasattr(p, "minimum"):
+        return f"give a number from {p.minimum:g} to {p.maximum:g} {units}".rstrip()
+    if hasattr(p, "choices"):
+        return "choose one of " + ", ".join(map(str, p.choices))
+    return str(e)

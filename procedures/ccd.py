@@ -1,0 +1,178 @@
+"""Critical current density (CCD) of a symmetric Li|SE|Li cell by stepped galvanostatic cycling.
+
+Protocol (PROTOCOLS.md §1): each current level passes ``cycles_per_step`` cycles, each a positive
+half-cycle (stripping the working electrode) then a negative one, from ``start_density`` to
+``stop_density`` in ``density_step`` increments.
+
+- *fixed-time* (default; patent US 2025/0266506 Example 1): half-cycles of ``half_cycle_time``
+  (0.5 h), so the capacity per half-cycle grows with the current (0.05 mAh/cm² at 0.1 mA/cm²).
+  60 h if the cell never fails.
+- *fixed-capacity* (Wan et al., Nature 2023): half-cycles pass ``half_cycle_capacity`` (mAh/cm²),
+  lasting capacity / current; the cycler ends them on charge, with a time guard of 1.5 × that.
+
+Every sample goes through the same failure detector as ``labctl analyze ccd``: a hard short or
+contact loss (the voltage limit reached) ends the test with the channel at rest; soft shorts are
+recorded as events. The result reports CCD = j_fail with the failure mode, j_last_pass, the capacity
+per half-cycle at failure, the cumulative capacity, and the time and cycle of failure.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from pymeasure.experiment import FloatParameter, IntegerParameter, ListParameter
+
+from labctl.analysis.ccd import CCDAnalyzer
+from labctl.procedures.base import LabProcedure, ParameterError
+from labctl.roles import CyclerReading
+from labctl.units import SECONDS_PER_HOUR, charge_Ah, current_A
+
+BDF_COLUMNS = [
+    "Test Time / s", "Voltage / V", "Current / A", "Unix Time / s", "Cycle Count / 1", "Step Count / 1",
+    "Charging Capacity / Ah", "Discharging Capacity / Ah",
+]  # fmt: skip
+UNSAFE_STATUSES = {"Unsafe", "Error", "DAQ Memory Unsafe"}
+
+
+class InstrumentFault(RuntimeError):
+    """The instrument reported a state in which the test cannot go on."""
+
+
+@dataclass(frozen=True)
+class HalfCycle:
+    density_mA_cm2: float  # signed: positive strips the working electrode
+    cycle: int
+    until_time_s: float
+    until_charge_Ah: float | None
+
+
+class CCDProcedure(LabProcedure):
+    """Stepped galvanostatic cycling until the cell shorts or loses contact."""
+
+    NAME = "ccd"
+    ROLES = ("cycler",)
+    DATA_COLUMNS = BDF_COLUMNS
+
+    variant = ListParameter("Variant", choices=["fixed-time", "fixed-capacity"], default="fixed-time")
+    start_density = FloatParameter("Start current density", units="mA/cm²", minimum=0.001, maximum=100, default=0.1)
+    stop_density = FloatParameter("Stop current density", units="mA/cm²", minimum=0.001, maximum=100, default=3.0)
+    density_step = FloatParameter("Current density step", units="mA/cm²", minimum=0.001, maximum=100, default=0.1)
+    cycles_per_step = IntegerParameter("Cycles per step", minimum=1, maximum=1000, default=2)
+    half_cycle_time = FloatParameter("Half-cycle time", units="h", minimum=0.001, maximum=1000, default=0.5,
+                                     description="Duration of each half-cycle (fixed-time variant)")
+    half_cycle_capacity = FloatParameter("Half-cycle capacity", units="mAh/cm²", minimum=0.001, maximum=100,
+                                         default=1.0, description="Capacity of each half-cycle (fixed-capacity)")
+    voltage_limit = FloatParameter("Voltage limit", units="V", minimum=0.01, maximum=5, default=1.0,
+                                   description="|V| safety limit; reaching it ends the test as contact loss")
+    sample_interval = FloatParameter("Sample interval", units="s", minimum=0.1, maximum=600, default=10.0)
+    bulk_resistance = FloatParameter("Bulk resistance", units="Ω", minimum=0, maximum=1e7, default=0.0,
+                                     description="R_b from EIS for the short detector's ohmic floor; "
+                                     "0 = estimate it from the first half-cycle")
+
+    def check(self) -> None:
+        if self.stop_density < self.start_density:
+            raise ParameterError(f"stop_density: {self.stop_density:g} mA/cm² is below start_density "
+                                 f"{self.start_density:g} mA/cm²; raise it or lower start_density")
+
+    def levels(self) -> list[float]:
+        n = int(math.floor((self.stop_density - self.start_density) / self.density_step + 1e-9)) + 1
+        return [round(self.start_density + k * self.density_step, 9) for k in range(n)]
+
+    def half_cycles(self) -> list[HalfCycle]:
+        plan, cycle = [], 0
+        for j in self.levels():
+            for _ in range(self.cycles_per_step):
+                cycle += 1
+                plan += [self._half_cycle(sign * j, cycle) for sign in (1, -1)]
+        return plan
+
+    def _half_cycle(self, density: float, cycle: int) -> HalfCycle:
+        if self.variant == "fixed-time":
+            return HalfCycle(density, cycle, self.half_cycle_time * SECONDS_PER_HOUR, None)
+        duration_s = self.half_cycle_capacity / abs(density) * SECONDS_PER_HOUR
+        return HalfCycle(density, cycle, 1.5 * duration_s, charge_Ah(self.half_cycle_capacity, self.area_cm2))
+
+    def estimated_duration_s(self) -> float:
+        return sum(h.until_time_s / (1.5 if h.until_charge_Ah else 1.0) for h in self.half_cycles())
+
+    def startup(self) -> None:
+        self.cycler = self.bench.cycler
+        self.clock = self.bench.clock
+        self.analyzer = CCDAnalyzer(self.area_cm2, voltage_limit_V=self.voltage_limit,
+                                    ohmic_floor_ohm=self.bulk_resistance or None)
+        self.cycler.begin(f"labctl {self.NAME} {self.cell_id}")
+        self._start_unix = time.time()  # test time 0; Unix Time / s = this + test time
+        self.emit("event", {"kind": "test_started", "planned_half_cycles": len(self.half_cycles())})
+
+    def execute(self) -> None:
+        self._step_count = 0
+        self._total_s = self.estimated_duration_s()
+        for half in self.half_cycles():
+            self._run_half_cycle(half)
+            if self.analyzer.failure or self.should_stop():
+                break
+        self.cycler.rest()
+        self._report()
+
+    def shutdown(self) -> None:
+        if getattr(self, "cycler", None) is not None:
+            self.cycler.rest()
+            self.cycler.end()
+
+    def _run_half_cycle(self, half: HalfCycle) -> None:
+        self._step_count += 1
+        current = current_A(half.density_mA_cm2, self.area_cm2)
+        self.cycler.apply_current(current, max_voltage_V=self.voltage_limit, min_voltage_V=-self.voltage_limit,
+                                  until_time_s=half.until_time_s, until_charge_Ah=half.until_charge_Ah)
+        self.emit("event", {"kind": "segment_started", "step": self._step_count, "cycle": half.cycle,
+                            "current_density_mA_cm2": half.density_mA_cm2, "current_A": current})
+        while not self.should_stop():
+            self.clock.wait(self.sample_interval)
+            reading = self.cycler.read()
+            self._record(reading, half)
+            if self._findings(self.analyzer.add(reading.test_time_s, reading.voltage_V, reading.current_A,
+                                                self._step_count, half.cycle)):
+                return
+            if not reading.segment_active:
+                self.emit("event", {"kind": "segment_ended", "step": self._step_count, "reason": reading.end_reason,
+                                    "test_time_s": reading.test_time_s})
+                self._findings(self.analyzer.end_segment(reading.end_reason))
+                return
+
+    def _record(self, r: CyclerReading, half: HalfCycle) -> None:
+        if r.status in UNSAFE_STATUSES:
+            raise InstrumentFault(f"cycler reports {r.status!r} at test time {r.test_time_s:.0f} s")
+        self.emit("results", {
+            "Test Time / s": r.test_time_s, "Voltage / V": r.voltage_V, "Current / A": r.current_A,
+            "Unix Time / s": self._start_unix + r.test_time_s, "Cycle Count / 1": half.cycle,
+            "Step Count / 1": self._step_count, "Charging Capacity / Ah": r.charge_capacity_Ah,
+            "Discharging Capacity / Ah": r.discharge_capacity_Ah,
+        })  # fmt: skip
+        self.emit("status", {"test_time_s": r.test_time_s, "voltage_V": r.voltage_V, "current_A": r.current_A,
+                             "density_mA_cm2": half.density_mA_cm2, "cycle": half.cycle})
+        self.emit("progress", min(100.0, 100.0 * r.test_time_s / self._total_s))
+
+    def _findings(self, findings: list) -> bool:
+        """Record detector findings as events; True when one of them ends the test."""
+        for f in findings:
+            self.emit("event", {"kind": f.kind, **f.to_dict()})
+        return self.analyzer.failure is not None
+
+    def _report(self) -> None:
+        result = self.analyzer.result().to_dict()
+        result["headline"] = headline(result)
+        self.emit("result", result)
+
+
+def headline(result: dict) -> str:
+    """One line for people: 'CCD = 0.6 mA/cm² (hard short) …' or that the cell did not fail."""
+    if result.get("ccd_mA_cm2") is None:
+        last = result.get("j_last_pass_mA_cm2")
+        return f"No failure: the cell passed every step (last passed {last} mA/cm²)"
+    return (f"CCD = {result['ccd_mA_cm2']:g} mA/cm² ({result['failure_mode'].replace('_', ' ')}) at "
+            f"{result['capacity_per_half_cycle_mAh_cm2']:.3g} mAh/cm² per half-cycle; "
+            f"last passed {result['j_last_pass_mA_cm2']} mA/cm²; cumulative "
+            f"{result['cumulative_capacity_mAh_cm2']:.3g} mAh/cm²; failed at {result['failure_time_h']:.2f} h, "
+            f"cycle {result['failure_cycle']}")
