@@ -92,8 +92,9 @@ def _open_arbin(cfg: InstrumentConfig, where: str) -> CyclerChannel:
     schedule = opts.pop("schedule", None)
     try:
         client = CTIClient(host, port, **opts)
-    except TypeError as e:
-        raise BenchError(f"{where}.options: {e}; valid options are username, password, timeout_s, schedule") from e
+    except (TypeError, ValueError) as e:
+        raise BenchError(f"{where}.options: {e}; options are username, password, timeout_s, connect_timeout_s, "
+                         "schedule") from e
     except (CTIError, OSError) as e:
         raise BenchError(f"{where}.resource: cannot reach Arbin CTI at {host}:{port}: {e}. Check that MITS Pro's "
                          "Monitor & Control window is open, CTI is enabled and the address is right") from e
@@ -230,8 +231,11 @@ def sim_settings(sim: SimConfig, overrides: dict[str, Any]) -> SimConfig:
         raise BenchError(f"sim.{'.'.join(map(str, err['loc']))}: {err['msg']}") from e
 
 
-def start_sim_bench(sim: SimConfig) -> Any:
-    """The emulators of a simulated bench, to be entered as a context manager (which starts them)."""
+def start_sim_bench(sim: SimConfig, *, free_running: bool = False) -> Any:
+    """The emulators of a simulated bench, started; close them (or use it as a context manager) when done.
+
+    A bench labctl steps itself keeps its clock still between steps, so runs are deterministic for a
+    seed; a ``free_running`` one (for other programs) follows wall time until someone steps it."""
     from labctl.sim_instruments.bench import SimBench
     from labctl.sim_instruments.cells import SymmetricCell
 
@@ -244,7 +248,7 @@ def start_sim_bench(sim: SimConfig) -> Any:
         # every channel gets its own seed so cells on one bench differ
         return SymmetricCell(sim.cell, area_cm2=sim.area_cm2, seed=sim.seed + channel - 1)
 
-    return SimBench(channels=sim.channels, cell_factory=cell_for)
+    return SimBench(cell_for, channels=sim.channels, speed=1.0 if free_running else None)
 
 
 def _open_clock(config: BenchConfig) -> Clock:

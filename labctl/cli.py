@@ -138,7 +138,7 @@ def sim_serve(
         if config.sim is None:
             raise BenchError(f"{bench}: has no [sim] table, so there is nothing to simulate")
         sim = sim_settings(config.sim, {k: v for k, v in {"cell": cell, "seed": seed}.items() if v is not None})
-        served = start_sim_bench(sim)
+        served = start_sim_bench(sim, free_running=True)
     except BenchError as e:
         raise fail(str(e)) from None
     with served:
@@ -164,9 +164,11 @@ def runs_list(store: StoreOption = None, as_json: JsonOption = False) -> None:
         print(json.dumps([r.to_dict() for r in records], indent=2))
         return
     table = Table("run", "procedure", "status", "started (UTC)", "bench", "cell", "result")
+    table.columns[0].no_wrap = True
     for r in records:
-        table.add_row(r.id, r.procedure, r.status, r.started_at, r.bench, r.cell_id or "",
-                      (r.summary or {}).get("headline") or (r.summary or {}).get("error") or "")
+        summary = r.summary or {}
+        table.add_row(r.id, r.procedure, r.status, r.started_at.replace("T", " "), r.bench, r.cell_id or "",
+                      summary.get("short") or summary.get("error") or "")
     out.print(table)
 
 

@@ -118,8 +118,10 @@ class CCDProcedure(LabProcedure):
 
     def shutdown(self) -> None:
         if getattr(self, "cycler", None) is not None:
-            self.cycler.rest()
-            self.cycler.end()
+            try:
+                self.cycler.rest()
+            finally:
+                self.cycler.end()
 
     def _run_half_cycle(self, half: HalfCycle) -> None:
         self._step_count += 1
@@ -163,7 +165,15 @@ class CCDProcedure(LabProcedure):
     def _report(self) -> None:
         result = self.analyzer.result().to_dict()
         result["headline"] = headline(result)
+        result["short"] = short_headline(result)
         self.emit("result", result)
+
+
+def short_headline(result: dict) -> str:
+    """A few words for run lists: 'CCD 0.6 mA/cm² (hard short)' or 'no failure to 3 mA/cm²'."""
+    if result.get("ccd_mA_cm2") is None:
+        return f"no failure to {result.get('j_last_pass_mA_cm2')} mA/cm²"
+    return f"CCD {result['ccd_mA_cm2']:g} mA/cm² ({result['failure_mode'].replace('_', ' ')})"
 
 
 def headline(result: dict) -> str:

@@ -148,7 +148,8 @@ def _metadata(run_id: str, procedure: LabProcedure, bench: Bench) -> dict[str, A
 
 
 def _summary(outcome: RunOutcome) -> dict[str, Any]:
-    summary: dict[str, Any] = {"headline": (outcome.result or {}).get("headline")}
+    result = outcome.result or {}
+    summary: dict[str, Any] = {"headline": result.get("headline"), "short": result.get("short")}
     if outcome.error:
         summary["error"] = outcome.error
     return summary

@@ -1,0 +1,265 @@
+"""An Arbin channel as a labctl cycler channel, through one pre-made schedule driven by meta-variables.
+
+MITS Pro cannot receive a new schedule step over CTI, so labctl runs one schedule, ``labctl_universal.sdx``
+(how to build it: docs/arbin-universal-schedule.md), whose steps read setpoint, limits and mode from
+meta-variables that labctl sets with SET_MV:
+
+    MV_UD1 mode: 0 idle at rest, 1 constant current, 9 end the test (2, constant voltage, is reserved)
+    MV_UD2 current setpoint, A (positive charges)    MV_UD3 upper voltage limit, V
+    MV_UD4 lower voltage limit, V                    MV_UD5 step time limit, s (0 = none)
+    MV_UD6 charge limit, Ah of |charge| passed in the step (0 = none)
+
+Steps: 1 "Idle" (rest) -> 2 "Constant current" when MV_UD1 = 1; step 2 -> 4 "Segment done" (rest) at the
+first limit; 2 -> 1 when MV_UD1 = 0; 1 or 4 end the test when MV_UD1 = 9; 4 -> 1 when MV_UD1 = 0.
+
+End of a segment, without trusting MITS's wording: a segment commanded at test time t_cmd has ended when
+the channel rests and its step time is shorter than (test time - t_cmd), i.e. it entered "Segment done"
+after the command; or it was seen passing current and now rests; or the test is no longer running. Why
+it ended is inferred from the reading against the commanded limits (time run, charge passed) first; the
+exit-condition text and then the current's direction are fallbacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from labctl.drivers.arbin.cti import ChannelInfo, CTIClient, CTIConnectionError, CTIError, CTIResultError
+from labctl.drivers.arbin.cti import check_float, check_text
+from labctl.drivers.arbin.messages import ChannelStatus
+from labctl.roles import CyclerReading
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SCHEDULE = "labctl_universal.sdx"
+MV_MODE, MV_CURRENT, MV_MAX_VOLTAGE, MV_MIN_VOLTAGE, MV_TIME, MV_CHARGE = 1, 2, 3, 4, 5, 6
+MODE_IDLE, MODE_CONSTANT_CURRENT, MODE_END = 0.0, 1.0, 9.0
+TIME_TOL_S = 1e-3  # test and step times are reported to the millisecond
+CHARGE_RTOL = 1e-3
+SET_MV_NOT_RUNNING = 0x12  # SET_MV result: channel not running
+PASSING_CURRENT = (ChannelStatus.CHARGE, ChannelStatus.DISCHARGE)
+FAILED_AT_START = (ChannelStatus.UNSAFE, ChannelStatus.ERROR, ChannelStatus.DAQ_MEMORY_UNSAFE, ChannelStatus.FINISHED)
+
+
+def reason_from_exit_condition(text: str) -> str | None:
+    """Map an exit-condition text to an end reason, or None if it names none of the segment's limits.
+
+    Knows the emulator's wording ("StepTime>=Limit", "Charge>=Limit", "Voltage>=Limit", "Voltage<=Limit")
+    and limit equations such as "PV_CHAN_Voltage>=MV_UD3"; MITS's real wording is unconfirmed.
+    """
+    t = text.replace(" ", "").lower()
+    if "steptime" in t or "step_time" in t:
+        return "time"
+    if "voltage" in t:
+        return "voltage_high" if ">" in t else "voltage_low" if "<" in t else None
+    if "charge" in t or "capacity" in t:
+        return "charge"
+    return None
+
+
+@dataclass
+class _Segment:
+    """A commanded constant-current segment and what labctl has seen of it."""
+
+    current_A: float
+    max_voltage_V: float
+    min_voltage_V: float
+    until_time_s: float | None
+    until_charge_Ah: float | None
+    t_cmd_s: float  # test time read just before the MV writes
+    counters_Ah: float  # charge + discharge capacity counters at t_cmd
+    seen_current: bool = False
+    ended: bool = False
+    end_reason: str | None = None
+
+
+class UniversalScheduleChannel:
+    """One Arbin channel playing labctl's ``CyclerChannel`` role through the universal schedule.
+
+    ``channel`` is the physical channel number, 1-based. ``start_timeout_s`` (wall time) bounds the wait
+    for the channel to rest in "Idle" after START, polling every ``poll_interval_s`` with ``sleep``.
+    """
+
+    def __init__(
+        self,
+        client: CTIClient,
+        channel: int,
+        *,
+        schedule: str = DEFAULT_SCHEDULE,
+        start_timeout_s: float = 30.0,
+        poll_interval_s: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if isinstance(channel, bool) or not isinstance(channel, int) or not 1 <= channel <= client.channel_count:
+            raise ValueError(f"channel = {channel!r}: the cycler at {client.where} has channels "
+                             f"1..{client.channel_count} (physical numbering, 1-based)")
+        self._client, self._channel = client, channel
+        self._schedule = check_text("schedule", schedule, 200)
+        self._start_timeout_s, self._poll_interval_s, self._sleep = start_timeout_s, poll_interval_s, sleep
+        self._started = False  # a START of ours may be running on the channel: end() must stop it
+        self._segment: _Segment | None = None
+
+    def identity(self) -> dict[str, str]:
+        """Make, model, serial number (from login) and physical channel."""
+        return {"make": "Arbin", "model": "MITS Pro (CTI)", "serial_number": self._client.serial_number,
+                "channel": str(self._channel)}
+
+    def begin(self, test_name: str) -> None:
+        """Assign the universal schedule, start it as ``test_name`` (<= 72 characters), wait until it rests."""
+        check_text("test_name", test_name, 72)
+        self._client.assign_schedule(self._channel, self._schedule)
+        self._started = True
+        try:
+            self._client.start(self._channel, test_name)
+        except CTIResultError:
+            self._started = False  # the cycler refused: nothing of ours runs there
+            raise
+        self._segment = None
+        self._await_rest()
+
+    def apply_current(
+        self,
+        current_A: float,
+        *,
+        max_voltage_V: float,
+        min_voltage_V: float,
+        until_time_s: float | None = None,
+        until_charge_Ah: float | None = None,
+    ) -> None:
+        """Start a constant-current segment (A, positive charges) that the schedule ends at its first limit.
+
+        Limits: voltage in V, ``until_time_s`` in s and ``until_charge_Ah`` in Ah of |charge| (None = no limit).
+        """
+        current = check_float("current_A", current_A)
+        if current == 0:
+            raise ValueError("current_A is 0; use rest() for zero current")
+        high, low = check_float("max_voltage_V", max_voltage_V), check_float("min_voltage_V", min_voltage_V)
+        if not high > low:
+            raise ValueError(f"max_voltage_V = {high} V must be above min_voltage_V = {low} V")
+        limits = {"until_time_s": until_time_s, "until_charge_Ah": until_charge_Ah}
+        for name, value in limits.items():
+            if value is not None and not check_float(name, value) > 0:
+                raise ValueError(f"{name} = {value!r} must be > 0, or None for no limit")
+        self._require_test()
+        info = self._client.channel_info(self._channel)
+        self._set(MV_MODE, MODE_IDLE)  # back to Idle first, so no step runs on half-written limits
+        for index, value in ((MV_CURRENT, current), (MV_MAX_VOLTAGE, high), (MV_MIN_VOLTAGE, low),
+                             (MV_TIME, until_time_s or 0.0), (MV_CHARGE, until_charge_Ah or 0.0)):
+            self._set(index, value)
+        self._set(MV_MODE, MODE_CONSTANT_CURRENT)
+        self._segment = _Segment(current, high, low, until_time_s, until_charge_Ah, info.test_time_s,
+                                 info.charge_capacity_Ah + info.discharge_capacity_Ah)
+
+    def rest(self) -> None:
+        """End any segment now (MV_UD1 = 0): zero current, the channel rests in "Idle"."""
+        self._segment = None
+        if not self._started:
+            return
+        try:
+            self._set(MV_MODE, MODE_IDLE)
+        except CTIResultError as e:
+            if e.code != SET_MV_NOT_RUNNING:
+                raise
+            log.info("channel %d: the test is not running, so the current is already zero", self._channel)
+
+    def read(self) -> CyclerReading:
+        """Measure the channel; say whether the last segment still runs and, if it ended, why."""
+        info = self._client.channel_info(self._channel)
+        active, reason = self._segment_state(info)
+        return CyclerReading(
+            test_time_s=info.test_time_s, step_time_s=info.step_time_s, voltage_V=info.voltage_V,
+            current_A=info.current_A, charge_capacity_Ah=info.charge_capacity_Ah,
+            discharge_capacity_Ah=info.discharge_capacity_Ah, status=info.status_word,
+            segment_active=active, end_reason=reason,
+        )  # fmt: skip
+
+    def end(self) -> None:
+        """End the test (MV_UD1 = 9, then STOP); best effort, never raises, safe to call again."""
+        self._segment = None
+        if not self._started:
+            return
+        try:
+            self._set(MV_MODE, MODE_END)
+        except CTIError as e:
+            log.warning("channel %d: setting MV_UD1 = 9 to end the test failed (%s); stopping it", self._channel, e)
+        try:
+            self._client.stop(self._channel)
+        except CTIConnectionError as e:
+            log.error("channel %d: STOP could not reach the cycler (%s); call end() again or stop it in MITS",
+                      self._channel, e)
+            return
+        except CTIError as e:
+            log.warning("channel %d: the cycler refused STOP (%s)", self._channel, e)
+        self._started = False
+
+    def close(self) -> None:
+        """Close the CTI connection (does not stop the test; call end() for that)."""
+        self._client.close()
+
+    # --- internals ---
+
+    def _set(self, index: int, value: float) -> None:
+        self._client.set_meta_variable(self._channel, index, value)
+
+    def _require_test(self) -> None:
+        if not self._started:
+            raise RuntimeError(f"channel {self._channel} runs no test of ours; call begin() first")
+
+    def _await_rest(self) -> None:
+        deadline = time.monotonic() + self._start_timeout_s
+        while True:
+            info = self._client.channel_info(self._channel)
+            if info.status == ChannelStatus.REST:
+                return
+            if info.status in FAILED_AT_START:
+                raise CTIError(f"channel {self._channel} went {info.status_word!r} right after START of "
+                               f"{self._schedule}; check the cell and the schedule's safety limits")
+            if time.monotonic() >= deadline:
+                raise CTIError(f"channel {self._channel} did not rest within {self._start_timeout_s:g} s of START "
+                               f"(last status {info.status_word!r}); check that {self._schedule} begins with "
+                               "the 'Idle' rest step")
+            self._sleep(self._poll_interval_s)
+
+    def _segment_state(self, info: ChannelInfo) -> tuple[bool, str | None]:
+        """(segment_active, end_reason) for this reading; an ended segment stays ended."""
+        seg = self._segment
+        if seg is None:
+            return False, None
+        if seg.ended:
+            return False, seg.end_reason
+        if not info.running:
+            seg.ended = True  # stopped from outside, finished or unsafe: the status says why
+            return False, None
+        if info.status in PASSING_CURRENT:
+            seg.seen_current = True
+            return True, None
+        if info.status != ChannelStatus.REST:
+            return True, None
+        elapsed = info.test_time_s - seg.t_cmd_s
+        entered_after_command = info.step_time_s < elapsed - TIME_TOL_S
+        # A segment that ended at the very instant it was commanded leaves only the exit condition to tell.
+        ended_at_once = abs(info.step_time_s - elapsed) <= TIME_TOL_S and bool(
+            reason_from_exit_condition(info.exit_condition))
+        if seg.seen_current or entered_after_command or ended_at_once:
+            seg.ended, seg.end_reason = True, _end_reason(seg, info, elapsed - info.step_time_s)
+            return False, seg.end_reason
+        return True, None
+
+
+def _end_reason(seg: _Segment, info: ChannelInfo, ran_s: float) -> str | None:
+    """Which limit ended the segment, from how long it ran (s) and the reading; text and sign are fallbacks."""
+    if seg.until_time_s and ran_s >= seg.until_time_s - TIME_TOL_S:
+        return "time"
+    counters = info.charge_capacity_Ah + info.discharge_capacity_Ah
+    measured = counters - seg.counters_Ah if counters >= seg.counters_Ah else counters  # fell: schedule reset them
+    passed_Ah = max(measured, abs(seg.current_A) * ran_s / 3600.0)
+    if seg.until_charge_Ah and passed_Ah >= seg.until_charge_Ah * (1 - CHARGE_RTOL):
+        return "charge"
+    if info.voltage_V >= seg.max_voltage_V:
+        return "voltage_high"
+    if info.voltage_V <= seg.min_voltage_V:
+        return "voltage_low"
+    # At rest the voltage has relaxed from the limit that ended the step.
+    return reason_from_exit_condition(info.exit_condition) or ("voltage_high" if seg.current_A > 0 else "voltage_low")
