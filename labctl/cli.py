@@ -218,7 +218,7 @@ def analyze_ccd(
         result = analyze(load_bdf_csv(file), area, voltage_limit_V=voltage_limit,
                          ohmic_floor_ohm=bulk_resistance or None).to_dict()
     except (ValueError, OSError) as e:
-        raise fail(f"{file}: {e}") from None
+        raise fail(str(e)) from None
     result["headline"] = headline(result)
     if as_json:
         print(json.dumps(result, indent=2, default=str))

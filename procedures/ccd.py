@@ -171,6 +171,8 @@ class CCDProcedure(LabProcedure):
 
 def short_headline(result: dict) -> str:
     """A few words for run lists: 'CCD 0.6 mA/cm² (hard short)' or 'no failure to 3 mA/cm²'."""
+    if result.get("failure_mode") and result.get("ccd_mA_cm2") is None:
+        return f"{result['failure_mode'].replace('_', ' ')} before any current flowed"
     if result.get("ccd_mA_cm2") is None:
         return f"no failure to {result.get('j_last_pass_mA_cm2')} mA/cm²"
     return f"CCD {result['ccd_mA_cm2']:g} mA/cm² ({result['failure_mode'].replace('_', ' ')})"
@@ -178,6 +180,8 @@ def short_headline(result: dict) -> str:
 
 def headline(result: dict) -> str:
     """One line for people: 'CCD = 0.6 mA/cm² (hard short) …' or that the cell did not fail."""
+    if result.get("failure_mode") and result.get("ccd_mA_cm2") is None:
+        return f"Failed by {result['failure_mode'].replace('_', ' ')} before any current was measured"
     if result.get("ccd_mA_cm2") is None:
         last = result.get("j_last_pass_mA_cm2")
         return f"No failure: the cell passed every step (last passed {last} mA/cm²)"

@@ -1,0 +1,71 @@
+"""Reading Battery Data Format (BDF) time series for offline analysis, with errors that say what to fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+TIME, VOLTAGE, CURRENT = "Test Time / s", "Voltage / V", "Current / A"
+STEP, CYCLE = "Step Count / 1", "Cycle Count / 1"
+REQUIRED = (TIME, VOLTAGE, CURRENT)
+MACHINE_LABELS = {"test_time_second": TIME, "voltage_volt": VOLTAGE, "current_ampere": CURRENT,
+                  "step_count": STEP, "cycle_count": CYCLE}  # BDF machine-readable names of the same columns
+NEEDS = (f"a BDF time series with columns {TIME!r}, {VOLTAGE!r} and {CURRENT!r} "
+         f"(and, when available, {STEP!r} and {CYCLE!r})")
+
+
+def load_bdf_csv(path: str | Path) -> pd.DataFrame:
+    """Read a BDF CSV time series (human labels such as ``Voltage / V`` or machine labels such as
+    ``voltage_volt``; returned with human labels) and check it has time, voltage and current columns."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file; give the path of {NEEDS}")
+    try:
+        df = pd.read_csv(path)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise ValueError(f"{path} is not a readable CSV file ({e}); export the test as {NEEDS}") from None
+    df = human_labels(df)
+    require_columns(df)
+    return df
+
+
+def checked_series(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with human labels, after checking it has rows, the required columns, and time never going back."""
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"need a pandas DataFrame holding {NEEDS}, got {type(df).__name__}")
+    df = human_labels(df)
+    require_columns(df)
+    if df.empty:
+        raise ValueError(f"the data has no rows; give {NEEDS}")
+    t = numbers(df, TIME)
+    back = np.flatnonzero(np.diff(t) < 0)
+    if back.size:
+        i = int(back[0]) + 1
+        raise ValueError(f"{TIME!r} goes backwards at row {i} ({t[i]:g} s after {t[i - 1]:g} s); sort the data "
+                         "by time or split it into separate tests")
+    return df
+
+
+def human_labels(df: pd.DataFrame) -> pd.DataFrame:
+    return df.rename(columns={c: MACHINE_LABELS.get(str(c).strip(), str(c).strip()) for c in df.columns})
+
+
+def require_columns(df: pd.DataFrame, columns: tuple[str, ...] = REQUIRED) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        found = ", ".join(repr(c) for c in list(df.columns)[:8]) or "none"
+        raise ValueError(f"missing column {missing[0]!r}; the analysis needs {NEEDS}; found: {found}")
+
+
+def numbers(df: pd.DataFrame, name: str) -> np.ndarray:
+    """Column ``name`` as floats; every cell must hold a finite number."""
+    raw = df[name]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"column {name!r} row {i} holds {raw.iloc[i]!r}, not a finite number; "
+                         "fix or remove that row")
+    return values
