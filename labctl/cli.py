@@ -7,6 +7,7 @@ instrument or software fault stopped it, 2 bad input (bench, parameters), 130 st
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import time
 from pathlib import Path
@@ -28,6 +29,13 @@ app.add_typer(analyze_app, name="analyze")
 
 out = Console()
 err = Console(stderr=True)
+
+
+@app.callback()
+def _setup() -> None:
+    # labctl's own warnings on stderr; libraries' import-time chatter (PyMeasure's optional extras) stays quiet
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("labctl").setLevel(logging.WARNING)
 
 StoreOption = Annotated[Path | None, typer.Option("--store", help="Store folder (default $LABCTL_HOME or ~/labctl-data)")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")]
@@ -119,6 +127,7 @@ def procedures(name: Annotated[str | None, typer.Argument(help="Show one procedu
     if name not in PROCEDURES:
         raise fail(f"unknown procedure {name!r}; procedures are {', '.join(PROCEDURES)}")
     table = Table("parameter", "label", "default", "units", "notes")
+    table.columns[0].no_wrap = True
     for key, p in PROCEDURES[name]().parameter_objects().items():
         table.add_row(key, p.name, str(p.default), getattr(p, "units", None) or "", p.description or "")
     out.print(table)

@@ -1,0 +1,98 @@
+"""A whole simulated bench: its config, and a run stepped through the real control channel and real CTI."""
+
+from __future__ import annotations
+
+import socket
+import time
+import tomllib
+
+import pytest
+
+from labctl.bench import validate_config
+from labctl.clock import SimClock
+from labctl.sim_instruments.bench import SimBench
+
+REST, CHARGE = 4, 2
+
+
+@pytest.fixture
+def bench(linear_cell):
+    made: list[int] = []
+
+    def factory(channel: int):
+        made.append(channel)
+        return linear_cell(e=0.001 * channel)
+
+    with SimBench(factory, channels=3) as sim:
+        sim.made = made
+        yield sim
+
+
+def test_each_channel_gets_its_own_cell(bench, connect):
+    assert bench.made == [1, 2, 3]
+    cti = connect(bench.cycler.address)
+    cti.login()
+    assert [round(r["voltage"], 6) for r in cti.info(-1)] == [0.002, 0.003, 0.004]  # E + 1 mV reading offset
+
+
+def test_config_points_at_the_emulators(bench):
+    config = bench.config()
+    addresses = bench.addresses()
+    assert config["clock"] == {"kind": "sim", "resource": addresses["clock"]}
+    cycler = config["roles"]["cycler"]
+    assert (cycler["driver"], cycler["resource"], cycler["channel"]) == ("arbin-cti", addresses["cycler"], 1)
+    assert cycler["options"] == {"username": "admin", "password": "000000"}
+    for address in addresses.values():
+        host, port = address.split(":")
+        assert host == "127.0.0.1"
+        socket.create_connection((host, int(port)), timeout=2).close()
+
+
+def test_config_toml_reads_back_as_config_and_labctl_accepts_it(bench):
+    text = bench.config_toml()
+    assert tomllib.loads(text) == bench.config()
+    assert validate_config(tomllib.loads(text), "sim bench").roles["cycler"].channel == 1
+
+
+def test_a_run_stepped_by_the_sim_clock_is_exact(bench, connect):
+    host, port = bench.addresses()["clock"].split(":")
+    clock = SimClock(host, int(port))
+    cti = connect(bench.cycler.address)
+    assert cti.login() == 1 and cti.assign(0, "labctl_universal.sdx") == 0 and cti.start("run", [0]) == 0
+    cti.segment(0, 0.001, time_s=3600.0)
+    seen = []
+    while (record := cti.info(0)[0])["status"] == CHARGE:
+        seen.append(record["test_time"])
+        clock.wait(600)
+    assert seen == [0.0, 600.0, 1200.0, 1800.0, 2400.0, 3000.0]
+    assert (record["status"], record["exit_condition"], record["test_time"]) == (REST, "StepTime>=Limit", 3600.0)
+    clock.close()
+
+
+def test_a_bench_without_speed_does_not_run_free(linear_cell):
+    with SimBench(lambda n: linear_cell(), channels=1, speed=None) as sim:
+        time.sleep(0.1)
+        assert sim.clock.now == 0.0
+
+
+def test_a_bench_nobody_steps_runs_free(linear_cell):
+    with SimBench(lambda n: linear_cell(), channels=1, speed=1000.0) as sim:
+        deadline = time.monotonic() + 5
+        while sim.clock.now == 0.0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sim.clock.now > 0.0
+
+
+def test_closed_bench_stops_listening(linear_cell):
+    sim = SimBench(lambda n: linear_cell(), channels=1)
+    addresses = sim.addresses()
+    sim.close()
+    for address in addresses.values():
+        host, port = address.split(":")
+        with pytest.raises(OSError):
+            socket.create_connection((host, int(port)), timeout=2)
+
+
+def test_bench_needs_a_channel(linear_cell):
+    with pytest.raises(ValueError, match="channels must be at least 1"):
+        SimBench(lambda n: linear_cell(), channels=0)
