@@ -50,7 +50,7 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 def run(
     procedure: Annotated[str, typer.Argument(help="Procedure name, e.g. ccd (see `labctl procedures`)")],
     bench: Annotated[str, typer.Option(help="'sim' or a bench TOML file")] = "sim",
-    param: Annotated[list[str], typer.Option("--param", "-p", help="name=value; repeat for several")] = [],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value; repeat for several")] = None,
     cell: Annotated[str | None, typer.Option(help="Sim benches: cell preset (bare, Ag, Mg, Ag|Mg, Mg|Ag)")] = None,
     seed: Annotated[int | None, typer.Option(help="Sim benches: random seed of the virtual cell")] = None,
     store: StoreOption = None,
@@ -62,7 +62,7 @@ def run(
     from labctl.progress import TerminalProgress
     from labctl.store import Store
 
-    proc = _procedure(procedure, param)
+    proc = _procedure(procedure, param or [])
     overrides = {k: v for k, v in {"cell": cell, "seed": seed}.items() if v is not None}
     try:
         opened = open_bench(bench, sim_overrides=overrides, cell_area_cm2=proc.area_cm2)

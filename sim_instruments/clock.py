@@ -105,7 +105,7 @@ class VirtualClock:
         while elapsed < dt:
             participants = self._participants  # a participant may leave during a substep
             remaining = dt - elapsed
-            step = remaining if remaining < max_substep else max_substep
+            step = remaining if remaining < max_substep or not participants else max_substep
             for p in participants:
                 limit = p.max_step()
                 if limit < step:

@@ -442,7 +442,7 @@ def analyze_ccd(df: pd.DataFrame, area_cm2: float, **options: float | None) -> C
     steps = numbers(df, STEP).astype(int) if STEP in df else _derive_segments(amps, analyzer)
     cycles = numbers(df, CYCLE).astype(int) if CYCLE in df else _derive_cycles(steps, amps, analyzer)
     previous = None
-    for row in zip(t.tolist(), volts.tolist(), amps.tolist(), steps.tolist(), cycles.tolist()):
+    for row in zip(t.tolist(), volts.tolist(), amps.tolist(), steps.tolist(), cycles.tolist(), strict=True):
         if previous is not None and row[3] != previous:
             analyzer.end_segment(None)
         analyzer.add(*row)
@@ -470,7 +470,7 @@ def _derive_cycles(segments: np.ndarray, amps: np.ndarray, analyzer: CCDAnalyzer
     """Cycle 1 starts with the first half-cycle; a new cycle starts with each half-cycle of that sign that
     follows one of the other sign (rest in between does not count)."""
     cycles, cycle, first_sign, last_sign, counted = [], 0, 0.0, 0.0, None
-    for segment, current in zip(segments.tolist(), amps.tolist()):
+    for segment, current in zip(segments.tolist(), amps.tolist(), strict=True):
         if segment != counted and not analyzer.is_rest(current):
             sign = math.copysign(1.0, current)
             if cycle == 0:

@@ -161,6 +161,7 @@ def test_set_mv_results(arbin):
     assert cti.result(cti.ask(0xBB150001, cti.set_mv_args(0, 999, 1.0)), 0xBB510001) == 0x11
     assert cti.result(cti.ask(0xBB150001, cti.set_mv_args(0, 53, 1.0, value_type=2)), 0xBB510001) == 0x10
     assert cti.set_mv(5, 2, 0.5) == 0x10
+    assert cti.set_mv(0, 2, float("nan")) == 0x10
     assert cti.set_mv(0, 2, 0.5) == 0
 
 
@@ -187,6 +188,18 @@ def test_bad_token_closes_the_connection(arbin, raw_request):
     assert arbin.cti.closed_by_server()
 
 
+def test_impossible_frame_length_closes_the_connection(arbin):
+    arbin.cti.send(bytes.fromhex("DDDDDDDDDDDDDD11") + struct.pack("<I", 10**6))
+    assert arbin.cti.closed_by_server()
+
+
+def test_frames_split_or_joined_in_transit_are_each_answered(arbin, raw_request):
+    frame = raw_request(0xEEAB0003, arbin.cti.info_args(0))
+    arbin.cti.send(frame[:5])
+    arbin.cti.send(frame[5:] + frame)
+    assert [arbin.cti.records(arbin.cti.receive())[0]["channel"] for _ in range(2)] == [0, 0]
+
+
 def test_unknown_command_is_ignored(arbin, raw_request):
     arbin.cti.send(raw_request(0xBB340001, bytes(40)))  # GET_SERIAL: not implemented
     arbin.cti.send(raw_request(0x12345678, bytes(8)))
@@ -206,18 +219,18 @@ def test_frame_of_the_wrong_length_is_dropped(arbin, raw_request):
 def test_segment_ends_exactly_at_its_time_limit(arbin):
     arbin.cell.slope = 0.0
     running(arbin, 0)
-    arbin.cti.segment(0, 0.5, time_s=25.0)
+    arbin.cti.segment(0, 0.5, time_s=24.5)
     assert arbin.clock.advance(10) == (10.0, False)
     record = one(arbin, 0)
     assert (record["status"], record["step_and_cycle"], record["step_time"]) == (CHARGE, "Step 2 Cycle 1", 10.0)
     assert arbin.clock.advance(10) == (20.0, False)
-    assert arbin.clock.advance(10) == (pytest.approx(25.0), True)
+    assert arbin.clock.advance(10) == (pytest.approx(24.5), True)  # between 1 s substeps
     record = one(arbin, 0)
     assert (record["status"], record["step_and_cycle"], record["exit_condition"]) == (REST, "Step 4 Cycle 1",
                                                                                       "StepTime>=Limit")
-    assert record["test_time"] == pytest.approx(25.0) and record["step_time"] == 0.0
+    assert record["test_time"] == pytest.approx(24.5) and record["step_time"] == 0.0
     assert record["current"] == 0.0
-    assert record["charge_ah"] == pytest.approx(0.5 * 25 / 3600, rel=1e-6)
+    assert record["charge_ah"] == pytest.approx(0.5 * 24.5 / 3600, rel=1e-6)
 
 
 def test_segment_ends_exactly_at_its_charge_limit(arbin):
