@@ -71,3 +71,30 @@ class Clock(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ImpedanceAnalyzer(Protocol):
+    """An impedance analyzer measuring one frequency point at a time (software-stepped sweeps)."""
+
+    def identity(self) -> dict[str, str]: ...
+
+    def configure(self, *, amplitude_V: float, dc_bias_V: float = 0.0, integration_time_s: float = 0.1,
+                  delay_s: float = 0.0) -> None:
+        """Reset the analyzer and put it in a known state for a potentiostatic spectrum (amplitude in V rms)."""
+        ...
+
+    def point_duration_s(self, frequency_Hz: float) -> float:
+        """How long the analyzer needs for one point at this frequency (delay plus integration), s."""
+        ...
+
+    def trigger(self, frequency_Hz: float) -> None:
+        """Set the generator frequency and start a single measurement."""
+        ...
+
+    def read(self, frequency_Hz: float) -> complex:
+        """The impedance of the point triggered at ``frequency_Hz`` (ohm; Z = Z' + jZ''), re-reading stale
+        results of an earlier point, never returning them."""
+        ...
+
+    def close(self) -> None: ...
