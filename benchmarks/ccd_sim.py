@@ -26,7 +26,7 @@ def run_once(preset: str, seed: int, store: Store) -> tuple[float, float, int, s
     """(wall s, simulated h, samples, headline) of one default CCD run."""
     procedure = CCDProcedure()
     start = time.perf_counter()
-    with open_bench("sim", sim_overrides={"cell": preset, "seed": seed}, cell_area_cm2=procedure.area_cm2) as bench:
+    with open_bench("sim", sim_overrides={"cell": preset, "seed": seed}, sim_defaults=procedure.sim_defaults()) as bench:
         outcome = Runner(store).run(procedure, bench)
     wall = time.perf_counter() - start
     lines = (outcome.folder / TIMESERIES).read_text().splitlines()

@@ -107,6 +107,30 @@ def _open_arbin(cfg: InstrumentConfig, where: str) -> CyclerChannel:
     return UniversalScheduleChannel(client, channel, **extra)
 
 
+VISA_RESOURCE = re.compile(r"^(GPIB\d*::\d+(::\d+)?(::INSTR)?|TCPIP\d*::[^:]+::(\d+::SOCKET|[^:]+::INSTR|INSTR)|"
+                           r"ASRL[^:]+::INSTR|USB\d*::.+::INSTR)$", re.IGNORECASE)
+
+
+def check_visa_resource(resource: str, where: str) -> str:
+    if not VISA_RESOURCE.match(resource.strip()):
+        raise BenchError(f"{where}: {resource!r} is not a VISA resource string; write it like GPIB0::4::INSTR "
+                         "or TCPIP::192.168.1.30::1234::SOCKET (a GPIB-Ethernet gateway)")
+    return resource.strip()
+
+
+def _open_solartron(cfg: InstrumentConfig, where: str) -> Any:
+    from labctl.drivers.solartron.si1260 import Solartron1260
+
+    resource = check_visa_resource(cfg.resource, f"{where}.resource")
+    try:
+        return Solartron1260(resource, **cfg.options).analyzer()
+    except (TypeError, ValueError) as e:
+        raise BenchError(f"{where}.options: {e}; options are PyVISA settings such as visa_library, timeout") from e
+    except Exception as e:  # PyVISA raises many kinds of errors for an absent instrument
+        raise BenchError(f"{where}.resource: cannot reach the Solartron 1260 at {resource}: {e}. Check the GPIB "
+                         "address, cable or gateway") from e
+
+
 @dataclass(frozen=True)
 class Driver:
     role: str
@@ -116,6 +140,7 @@ class Driver:
 
 DRIVERS: dict[str, Driver] = {
     "arbin-cti": Driver("cycler", parse_host_port, _open_arbin),
+    "solartron-1260": Driver("impedance", check_visa_resource, _open_solartron),
 }
 
 
@@ -200,16 +225,15 @@ def _check_role(role: str, inst: InstrumentConfig, source: str) -> None:
 
 
 def open_bench(spec: str, *, sim_overrides: dict[str, Any] | None = None,
-               cell_area_cm2: float | None = None) -> Bench:
-    """Open a bench by name or file. On a simulated bench, start its emulators first: ``sim_overrides``
-    replaces fields of its ``[sim]`` table (cell preset, seed), and the virtual cell gets the electrode
-    area of the cell the procedure describes (``cell_area_cm2``)."""
+               sim_defaults: dict[str, Any] | None = None) -> Bench:
+    """Open a bench by name or file. On a simulated bench, start its emulators first: its ``[sim]`` table
+    is updated with ``sim_defaults`` (what the procedure describes: the electrode area, a suitable cell
+    preset), then with ``sim_overrides`` (what the user asked for: cell preset, seed)."""
     config = load_config(spec)
     stack = ExitStack()
     try:
         if config.sim is not None:
-            area = {"area_cm2": cell_area_cm2} if cell_area_cm2 else {}
-            sim = sim_settings(config.sim, {**area, **(sim_overrides or {})})
+            sim = sim_settings(config.sim, {**(sim_defaults or {}), **(sim_overrides or {})})
             served = stack.enter_context(start_sim_bench(sim)).config()
             config = validate_config({**served, "name": config.name, "sim": sim.model_dump()}, config.name)
         elif sim_overrides:

@@ -65,7 +65,7 @@ def run(
     proc = _procedure(procedure, param or [])
     overrides = {k: v for k, v in {"cell": cell, "seed": seed}.items() if v is not None}
     try:
-        opened = open_bench(bench, sim_overrides=overrides, cell_area_cm2=proc.area_cm2)
+        opened = open_bench(bench, sim_overrides=overrides, sim_defaults=proc.sim_defaults())
     except BenchError as e:
         raise fail(str(e)) from None
     with opened, TerminalProgress(f"{procedure} on {opened.name}") as progress:
@@ -209,6 +209,36 @@ def runs_show(run_id: str, store: StoreOption = None, as_json: JsonOption = Fals
         out.print(f"[bold]{results.get('headline', '')}[/]", highlight=False)
     if record.summary and record.summary.get("error"):
         out.print(f"[red]{record.summary['error']}[/]", highlight=False)
+
+
+@analyze_app.command("eis")
+def analyze_eis(
+    file: Annotated[Path, typer.Argument(help="Spectrum CSV with Frequency / Hz, Real and Imaginary Impedance / ohm")],
+    area: Annotated[float, typer.Option(help="Electrode area, cm²")],
+    thickness: Annotated[float | None, typer.Option(help="Pellet thickness, cm (for the conductivity)")] = None,
+    circuit: Annotated[str | None, typer.Option(help="Circuit to fit, e.g. 'R0-p(R1,CPE1)-W1'")] = None,
+    spectrum: Annotated[int | None, typer.Option(help="Spectrum index in a run's spectra.csv (default: the last)")]
+    = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Fit and validate a spectrum offline: R_b, R_tot, ASR per interface, σ, Kramers–Kronig."""
+    from labctl.analysis.eis import analyze_eis as analyze, load_spectrum_csv
+    from labctl.procedures.eis import headline
+
+    try:
+        result = analyze(load_spectrum_csv(file), area, thickness_cm=thickness, circuit=circuit,
+                         spectrum=spectrum).to_dict()
+    except (ValueError, OSError) as e:
+        raise fail(str(e)) from None
+    result["headline"] = headline(result)
+    if as_json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        out.print(f"[bold]{result['headline']}[/]", highlight=False)
+        table = Table("parameter", "value", "standard error")
+        for name, value in result["fit"]["parameters"].items():
+            table.add_row(name, f"{value:.5g}", f"{result['fit']['standard_errors'].get(name, float('nan')):.2g}")
+        out.print(table)
 
 
 @analyze_app.command("ccd")

@@ -28,8 +28,8 @@ def _check_seconds(seconds: float) -> float:
 class WallClock:
     """Real time: ``wait`` sleeps."""
 
-    def wait(self, seconds: float) -> None:
-        """Sleep ``seconds`` (s)."""
+    def wait(self, seconds: float, *, stop_at_event: bool = True) -> None:
+        """Sleep ``seconds`` (s); hardware has no events to stop at."""
         time.sleep(_check_seconds(seconds))
 
     def close(self) -> None:
@@ -59,15 +59,16 @@ class SimClock:
         """The bench's virtual time in s."""
         return float(self._request({"op": "now"})["t"])
 
-    def advance(self, seconds: float) -> tuple[float, bool]:
+    def advance(self, seconds: float, *, stop_at_event: bool = True) -> tuple[float, bool]:
         """Move the bench's time by up to ``seconds`` (s); return (time now in s, whether an instrument event
         ended the advance early)."""
-        reply = self._request({"op": "advance", "dt": _check_seconds(seconds)})
+        reply = self._request({"op": "advance", "dt": _check_seconds(seconds), "stop_on_event": stop_at_event})
         return float(reply["t"]), bool(reply["event"])
 
-    def wait(self, seconds: float) -> None:
-        """Let ``seconds`` (s) of bench time pass, or less if an instrument event (e.g. a step end) comes first."""
-        self.advance(seconds)
+    def wait(self, seconds: float, *, stop_at_event: bool = True) -> None:
+        """Let ``seconds`` (s) of bench time pass, or less if an instrument event (e.g. a step end) comes first
+        and ``stop_at_event``."""
+        self.advance(seconds, stop_at_event=stop_at_event)
 
     def close(self) -> None:
         """Disconnect; the bench's time runs free again."""

@@ -66,8 +66,9 @@ class CyclerChannel(Protocol):
 class Clock(Protocol):
     """Procedures wait through a clock: wall time on hardware, virtual bench time on a simulated bench."""
 
-    def wait(self, seconds: float) -> None:
-        """Let ``seconds`` of test time pass (a simulated bench may return early at an instrument event)."""
+    def wait(self, seconds: float, *, stop_at_event: bool = True) -> None:
+        """Let ``seconds`` of test time pass. A simulated bench returns early at an instrument event (a step
+        end) unless ``stop_at_event`` is False, as a fast poll on hardware would see it at once."""
         ...
 
     def close(self) -> None: ...

@@ -19,12 +19,15 @@ class LabProcedure(Procedure):
 
     The engine assigns ``bench`` (whose roles the procedure names in ``ROLES``) before ``startup``.
     Procedures report through ``emit``: ``"results"`` (one BDF row per sample, written to the store
-    before anything shows it), ``"event"`` (a dict with ``kind``), ``"status"`` (live values for
-    displays), ``"progress"`` (0-100) and ``"result"`` (the results summary).
+    before anything shows it), ``"spectrum"`` (a whole impedance spectrum, stored likewise),
+    ``"export"`` (a named text file for other programs, e.g. ZView),
+    ``"event"`` (a dict with ``kind``), ``"status"`` (live values for displays), ``"progress"``
+    (0-100) and ``"result"`` (the results summary).
     """
 
     NAME = ""
     ROLES: tuple[str, ...] = ()
+    SIM_CELL: str | None = None  # the virtual cell preset that suits this procedure on a simulated bench
 
     cell_id = Parameter("Cell ID", default="cell-1", description="Your name for the cell under test")
     interlayer = Parameter("Interlayer", default="", description="Interlayer stack, e.g. 'Ag|Mg' (free text)")
@@ -64,6 +67,10 @@ class LabProcedure(Procedure):
 
     def estimated_duration_s(self) -> float:
         return math.inf
+
+    def sim_defaults(self) -> dict[str, Any]:
+        """What a simulated bench should put in its cell holder for this procedure."""
+        return {"area_cm2": self.area_cm2} | ({"cell": self.SIM_CELL} if self.SIM_CELL else {})
 
 
 def set_parameters(procedure: LabProcedure, values: dict[str, str]) -> None:

@@ -1,4 +1,5 @@
-"""One simulated bench: a virtual clock with its control channel, and an emulated Arbin cycler.
+"""One simulated bench: a virtual clock with its control channel, an emulated Arbin cycler and an emulated
+Solartron 1260 impedance analyzer on the cell of one cycler channel.
 
 Everything listens on 127.0.0.1 (free ports); :meth:`SimBench.config` is the bench config that points labctl's
 real drivers at the emulators, so a simulated run exercises the same code path as a run in the lab.
@@ -14,6 +15,8 @@ from typing import Any
 from labctl.sim_instruments.arbin_channel import Cell
 from labctl.sim_instruments.arbin_server import ArbinEmulator
 from labctl.sim_instruments.clock import ClockServer, VirtualClock
+from labctl.sim_instruments.si1260_server import ImpedanceCell, Si1260Emulator
+from labctl.sim_instruments.tcp import TcpServer
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
@@ -24,8 +27,9 @@ class SimBench:
     ``cell_factory(n)``.
 
     While nobody steps the clock it runs free at wall time x ``speed`` (None: time moves only when stepped).
-    ``username``/``password`` are the cycler's CTI credentials. The servers start here; use the bench as a
-    context manager, or call :meth:`close`.
+    ``username``/``password`` are the cycler's CTI credentials. The impedance analyzer measures the cell of
+    cycler channel ``impedance_channel`` (two instruments on one cell, as in in-situ EIS); None leaves it out.
+    The servers start here; use the bench as a context manager, or call :meth:`close`.
     """
 
     def __init__(
@@ -37,50 +41,76 @@ class SimBench:
         max_substep_s: float = 1.0,
         username: str = "admin",
         password: str = "000000",
+        impedance_channel: int | None = 1,
     ) -> None:
         if channels < 1:
             raise ValueError(f"channels must be at least 1, not {channels}")
+        if impedance_channel is not None and not 1 <= impedance_channel <= channels:
+            raise ValueError(f"impedance_channel must be a cycler channel 1..{channels} (or None for no analyzer), "
+                             f"not {impedance_channel}")
         self.clock = VirtualClock(max_substep_s)
         self.username, self.password = username, password
         cells = {n: cell_factory(n) for n in range(1, channels + 1)}
-        self.cycler = ArbinEmulator(self.clock, cells, channels=channels, username=username, password=password)
+        measured = cells[impedance_channel] if impedance_channel is not None else None
+        if measured is not None and not isinstance(measured, ImpedanceCell):
+            raise ValueError(f"the cell of channel {impedance_channel} ({type(measured).__name__}) has no impedance "
+                             "model (measured_impedance); pass impedance_channel=None for a bench without analyzer")
+        self.impedance_channel = impedance_channel
+        started: list[TcpServer] = []
         try:
+            self.cycler = ArbinEmulator(self.clock, cells, channels=channels, username=username, password=password)
+            started.append(self.cycler)
+            self.impedance = Si1260Emulator(self.clock, measured) if measured is not None else None
+            if self.impedance is not None:
+                started.append(self.impedance)
             self.clock_server = ClockServer(self.clock)
         except BaseException:
-            self.cycler.close()
+            for server in started:
+                server.close()
             raise
         if speed is not None:
             self.clock.run_free(speed)
-        log.info("simulated bench: clock %s, Arbin CTI %s", *self.addresses().values())
+        log.info("simulated bench: %s", ", ".join(f"{role} {a}" for role, a in self.addresses().items()))
 
     def addresses(self) -> dict[str, str]:
-        """host:port of each server, by role: ``clock`` (control channel) and ``cycler`` (Arbin CTI)."""
-        return {"clock": _host_port(self.clock_server.address), "cycler": _host_port(self.cycler.address)}
+        """host:port of each server, by role: ``clock`` (control channel), ``cycler`` (Arbin CTI) and
+        ``impedance`` (Solartron 1260, raw socket) unless the bench has no analyzer."""
+        addresses = {"clock": _host_port(self.clock_server.address), "cycler": _host_port(self.cycler.address)}
+        if self.impedance is not None:
+            addresses["impedance"] = _host_port(self.impedance.address)
+        return addresses
 
     def config(self) -> dict[str, Any]:
-        """The bench config (as parsed from TOML) that reaches these emulators; the cycler role is channel 1."""
+        """The bench config (as parsed from TOML) that reaches these emulators; the cycler role is channel 1,
+        the impedance role (if any) a PyVISA socket resource opened with pyvisa-py."""
         addresses = self.addresses()
-        return {
-            "name": "sim",
-            "clock": {"kind": "sim", "resource": addresses["clock"]},
-            "roles": {
-                "cycler": {
-                    "driver": "arbin-cti",
-                    "resource": addresses["cycler"],
-                    "channel": 1,
-                    "options": {"username": self.username, "password": self.password},
-                },
+        roles: dict[str, Any] = {
+            "cycler": {
+                "driver": "arbin-cti",
+                "resource": addresses["cycler"],
+                "channel": 1,
+                "options": {"username": self.username, "password": self.password},
             },
         }
+        if self.impedance is not None:
+            host, port = self.impedance.address
+            roles["impedance"] = {
+                "driver": "solartron-1260",
+                "resource": f"TCPIP::{host}::{port}::SOCKET",
+                "options": {"visa_library": "@py"},
+            }
+        return {"name": "sim", "clock": {"kind": "sim", "resource": addresses["clock"]}, "roles": roles}
 
     def config_toml(self) -> str:
         """:meth:`config` as TOML text, ready to save as a bench file."""
         return _toml(self.config())
 
     def close(self) -> None:
-        """Stop the clock and both servers."""
+        """Stop the clock and every server."""
         self.clock.stop()
         self.clock_server.close()
+        if self.impedance is not None:
+            self.impedance.close()
         self.cycler.close()
 
     def __enter__(self) -> SimBench:

@@ -1,4 +1,4 @@
-"""A 0-D Li|SE|Li symmetric cell under galvanostatic control (research/science.md §4.2).
+"""A 0-D Li|SE|Li symmetric cell under galvanostatic control, and its impedance (research/science.md §4.2, §4.4).
 
 The simulated cycler calls ``advance`` and ``voltage`` once per sample (≈216,000 times in a 60 h CCD test), so
 both are plain scalar arithmetic.
@@ -16,12 +16,21 @@ Model, per electrode k (1 = working electrode, 2 = counter electrode):
   the filament grew from: R_short = R0·exp(q/q_s) until the cell is intact again, with a new threshold. A hard
   short is permanent: V = I·R_short, R_short in 0.5-5 ohm.
 
+Impedance (small signal at open circuit, the cell's state now):
+  Z = R_b + Σ_k [R_int,k ‖ CPE_k] + Σ_k [R_cstr,k ‖ CPE_cstr] + Σ_k Ws_k,
+  R_int,k = ASR/(A·(1-θ_k)), Q_k = Q_dl·A·(1-θ_k) (exponent 0.85), R_cstr,k = R_b·θ_k/(1-θ_k) (the voltage
+  model's constriction term, so Z at the end of the arcs is the cell's small-signal DC resistance), a
+  finite-length Warburg σ_W = W/(A·(1-θ_k)) with a 100 s diffusion time (indistinguishable from a semi-infinite
+  Warburg above 0.1 Hz, finite at DC). A soft short shunts Z with R_short + jωL; a hard short is R_short + jωL.
+  The tail is an EIS-only feature: the voltage model has no diffusion polarisation.
+
 Sign: positive current strips Li from electrode 1 and plates it on electrode 2, and gives positive voltage.
 Temperature is fixed at 25 °C: no Arrhenius terms yet.
 """
 
 from __future__ import annotations
 
+import cmath
 import logging
 import math
 import random
@@ -43,6 +52,14 @@ SOFT_SHORT_OPEN_OHM = 1e5  # a dissolving filament this resistive no longer matt
 SOFT_SHORT_DISSOLVE_mAh_cm2 = 0.002  # stripped charge per e-fold of R_short (≈0.02 mAh/cm² to recover)
 NOISE_FLOOR_V = 2e-4
 NOISE_FRACTION = 2e-3
+# Impedance (science.md §4.4). Time constants: bulk ≈ 3e-8 s (LLZO, 5.5 MHz), so the high-frequency intercept is
+# R_b; constriction 1e-6 s (160 kHz), between bulk and charge transfer (Eckhardt 2023); charge transfer ≥ 2e-6 s.
+CPE_EXPONENT = 0.85
+CONSTRICTION_TIME_S = 1e-6
+CONSTRICTION_EXPONENT = 0.9
+WARBURG_TIME_S = 100.0
+SHORT_INDUCTANCE_H = 5e-8  # the filament and leads: a short's spectrum is flat but for this
+IMPEDANCE_NOISE_FRACTION = 2e-3  # rms of the complex measurement error, relative to |Z|
 # Void growth feeds back on itself through j_loc; substeps this short keep its Heun integration step-size
 # independent. Everything else is integrated exactly or over substeps bounded by the refill rate.
 _VOID_SUBSTEP_S = 5.0
@@ -55,7 +72,8 @@ class SymmetricCell:
 
     ``area_cm2`` is the electrode area; ``bulk_resistance_ohm`` defaults to 50 ohm scaled to that area (same
     pellet thickness and conductivity as a 0.785 cm² pellet). ``seed`` fixes when the cell shorts; measurement
-    noise comes from a separate stream (seed + 1), so reading the voltage never changes the cell's fate.
+    noise comes from separate streams (voltage: seed + 1, impedance: seed + 2), so reading the voltage or
+    measuring a spectrum never changes the cell's fate or the other instrument's noise.
     """
 
     def __init__(
@@ -76,6 +94,7 @@ class SymmetricCell:
         self._r_b = BULK_ASR_OHM_CM2 / area_cm2 if bulk_resistance_ohm is None else bulk_resistance_ohm
         self._events = random.Random(seed)
         self._noise = random.Random(seed + 1)
+        self._eis_noise = random.Random(seed + 2)
 
         # Parameters in A/cm², C/cm², 1/s.
         self._two_j0 = 2 * _THERMAL_VOLTAGE_V / p.interface_asr_ohm_cm2
@@ -86,6 +105,10 @@ class SymmetricCell:
         self._q_n = p.nucleation_charge_mAh_cm2 * _C_PER_mAh
         self._q_refill = p.refill_charge_mAh_cm2 * _C_PER_mAh
         self._q_soft = SOFT_SHORT_DISSOLVE_mAh_cm2 * _C_PER_mAh
+        # Impedance parameters in ohm and F·s^(n-1) at full contact; contact loss divides and multiplies them.
+        self._r_ct = p.interface_asr_ohm_cm2 / area_cm2
+        self._q_dl = p.interface_capacitance_uF_cm2 * 1e-6 * area_cm2
+        self._r_warburg = p.warburg_ohm_cm2_per_sqrt_s / area_cm2 * math.sqrt(2 * WARBURG_TIME_S)
 
         self._theta = [0.0, 0.0]
         self._last_sign = 0  # sign of the last non-zero current; nucleation restarts when it flips
@@ -123,6 +146,23 @@ class SymmetricCell:
     def void_fraction(self) -> tuple[float, float]:
         """Fraction of lost contact (θ) at electrode 1 (working) and electrode 2 (counter)."""
         return self._theta[0], self._theta[1]
+
+    @property
+    def interface_resistance_ohm(self) -> tuple[float, float]:
+        """Charge-transfer resistance of electrode 1 and electrode 2 now, ASR/(A·(1-θ_k)), ohm."""
+        return self._r_ct / (1 - self._theta[0]), self._r_ct / (1 - self._theta[1])
+
+    @property
+    def total_resistance_ohm(self) -> float:
+        """R_tot, ohm: the real-axis width of the spectrum before the diffusion tail (science.md §3.5), i.e.
+        R_b + constriction + both interfaces; for a shorted cell, what the short leaves of it."""
+        if self._short == "hard":
+            return self._r0_short
+        r = self._r_b + self.constriction_resistance_ohm + sum(self.interface_resistance_ohm)
+        if self._short == "soft":
+            r_short = self.short_resistance_ohm
+            return r * r_short / (r + r_short)
+        return r
 
     @property
     def constriction_resistance_ohm(self) -> float:
@@ -177,6 +217,42 @@ class SymmetricCell:
         """Terminal voltage with measurement noise (0.2 mV + 0.2 % of |V|, Gaussian), V."""
         v = self.voltage(current_A)
         return v + self._noise.gauss(0.0, NOISE_FLOOR_V + NOISE_FRACTION * abs(v))
+
+    # -- impedance ------------------------------------------------------------------------------------------
+    def impedance(self, frequency_Hz: float) -> complex:
+        """Noise-free small-signal impedance at open circuit in the cell's present state, ohm (Z'' < 0 for
+        capacitive arcs). Measuring it does not change the cell."""
+        if not (math.isfinite(frequency_Hz) and frequency_Hz > 0):
+            raise ValueError(f"frequency_Hz must be a finite frequency > 0, got {frequency_Hz!r}")
+        omega = 2 * math.pi * frequency_Hz
+        if self._short == "hard":
+            return complex(self._r0_short, omega * SHORT_INDUCTANCE_H)
+        z = self._ionic_impedance(omega)
+        if self._short == "soft":  # the filament shunts the ionic path
+            filament = complex(self.short_resistance_ohm, omega * SHORT_INDUCTANCE_H)
+            return z * filament / (z + filament)
+        return z
+
+    def measured_impedance(self, frequency_Hz: float) -> complex:
+        """:meth:`impedance` as an analyzer measures it: plus complex Gaussian noise whose rms is 0.2 % of |Z|."""
+        z = self.impedance(frequency_Hz)
+        sigma = IMPEDANCE_NOISE_FRACTION / math.sqrt(2) * abs(z)  # per component
+        return z + complex(self._eis_noise.gauss(0.0, sigma), self._eis_noise.gauss(0.0, sigma))
+
+    def _ionic_impedance(self, omega: float) -> complex:
+        jw = 1j * omega
+        cpe = jw**CPE_EXPONENT
+        constriction = 1 + (jw * CONSTRICTION_TIME_S) ** CONSTRICTION_EXPONENT
+        x = cmath.sqrt(jw * WARBURG_TIME_S)
+        warburg = self._r_warburg * cmath.tanh(x) / x
+        z = complex(self._r_b)
+        for theta in self._theta:
+            contact = 1 - theta
+            r_ct = self._r_ct / contact
+            z += r_ct / (1 + r_ct * self._q_dl * contact * cpe) + warburg / contact
+            if theta > 0:
+                z += self._r_b * theta / contact / constriction
+        return z
 
     def _intact_voltage(self, current_A: float) -> float:
         sign = 1 if current_A > 0 else -1
@@ -295,3 +371,4 @@ class SymmetricCell:
         self._threshold = self._events.expovariate(1.0)
         self._soft_shorts_healed += 1
         log.debug("soft short healed (%d so far)", self._soft_shorts_healed)
+

@@ -50,6 +50,7 @@ class Listeners:
     status: Callable[[dict[str, Any]], None] = lambda status: None
     progress: Callable[[float], None] = lambda percent: None
     event: Callable[[dict[str, Any]], None] = lambda event: None
+    spectrum: Callable[[dict[str, Any]], None] = lambda spectrum: None
 
 
 @dataclass
@@ -116,6 +117,11 @@ class Runner:
         elif topic == "event":
             folder.event(**record)
             self.listeners.event(record)
+        elif topic == "spectrum":
+            folder.add_spectrum(**record)
+            self.listeners.spectrum(record)
+        elif topic == "export":
+            folder.write_export(record["name"], record["text"])
         elif topic == "status":
             self.listeners.status(record)
         elif topic == "progress":

@@ -1,6 +1,8 @@
 """One folder per run, readable without labctl.
 
 - ``timeseries.bdf.csv``: samples with Battery Data Format column names, appended as they arrive;
+- ``spectra.csv``: impedance spectra, a row per point with BDF impedance columns, keyed by spectrum index,
+  test time, cycle and step (written only by runs that measure spectra);
 - ``events.jsonl``: one JSON object per line (segments, detections, faults, operator actions);
 - ``metadata.json``: protocol, parameters with units, cell, bench, instruments, software, status;
 - ``results.json``: the results summary.
@@ -23,6 +25,11 @@ TIMESERIES = "timeseries.bdf.csv"
 EVENTS = "events.jsonl"
 METADATA = "metadata.json"
 RESULTS = "results.json"
+SPECTRA = "spectra.csv"
+SPECTRUM_COLUMNS = [
+    "Spectrum Index / 1", "Test Time / s", "Cycle Count / 1", "Step Count / 1",
+    "Frequency / Hz", "Real Impedance / ohm", "Imaginary Impedance / ohm",
+]  # fmt: skip
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -46,16 +53,17 @@ class RunFolder:
         self.path = path
         self.columns = columns
         path.mkdir(parents=True, exist_ok=False)
-        self._csv_file = (path / TIMESERIES).open("w", encoding="utf-8", newline="")
-        self._csv = csv.writer(self._csv_file, lineterminator="\n")
-        self._csv.writerow(columns)
+        self._csv_file: Any = None  # the time series starts with the first sample (a lone spectrum has none)
         self._events = (path / EVENTS).open("a", encoding="utf-8")
         self._flush_interval_s = flush_interval_s
         self._synced_at = 0.0
-        self._sync(self._csv_file)
 
     def append(self, row: dict[str, float | int]) -> None:
         """Write one sample; missing columns are left empty."""
+        if self._csv_file is None:
+            self._csv_file = (self.path / TIMESERIES).open("w", encoding="utf-8", newline="")
+            self._csv = csv.writer(self._csv_file, lineterminator="\n")
+            self._csv.writerow(self.columns)
         self._csv.writerow([_cell(row.get(c)) for c in self.columns])
         self._csv_file.flush()
         if time.monotonic() - self._synced_at >= self._flush_interval_s:
@@ -65,7 +73,21 @@ class RunFolder:
         record = {"kind": kind, "wall_time": time.time(), **data}
         self._events.write(json.dumps(record, default=str) + "\n")
         self._sync(self._events)
-        self._sync(self._csv_file)
+        if self._csv_file is not None:
+            self._sync(self._csv_file)
+
+    def add_spectrum(self, index: int, test_time_s: float, cycle: int, step: int,
+                     points: list[tuple[float, complex]]) -> None:
+        """Write one whole spectrum to ``spectra.csv`` (points as (frequency Hz, Z ohm)); durable at once."""
+        path = self.path / SPECTRA
+        new = not path.exists()
+        with path.open("a", encoding="utf-8", newline="") as f:
+            rows = csv.writer(f, lineterminator="\n")
+            if new:
+                rows.writerow(SPECTRUM_COLUMNS)
+            for freq, z in points:
+                rows.writerow([index, _cell(test_time_s), cycle, step, _cell(freq), _cell(z.real), _cell(z.imag)])
+            self._sync(f)
 
     def write_metadata(self, metadata: dict[str, Any]) -> None:
         write_json_atomic(self.path / METADATA, metadata)
@@ -73,9 +95,15 @@ class RunFolder:
     def write_results(self, results: dict[str, Any]) -> None:
         write_json_atomic(self.path / RESULTS, results)
 
+    def write_export(self, name: str, text: str) -> None:
+        """A file for other programs (e.g. a ZView ``.z`` spectrum), written whole."""
+        tmp = self.path / (name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, self.path / name)
+
     def close(self) -> None:
         for f in (self._csv_file, self._events):
-            if not f.closed:
+            if f is not None and not f.closed:
                 self._sync(f)
                 f.close()
 

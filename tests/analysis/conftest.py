@@ -7,6 +7,8 @@ The intact cell follows science.md §4.2: V = sign·(|I|·R_b + 2·(2RT/F)·asin
 j0 = RT/(F·ASR) per interface. Each half-cycle is one BDF step; samples fall every ``dt_s`` from ``dt_s`` after
 the step starts up to its end (so the step end is logged), positive (stripping the working electrode) first.
 Failures are edits of the voltage array: a short, a dip, glitches, noise, growth to the voltage limit.
+
+Synthetic impedance spectra for the EIS tests come through the ``spectra`` fixture (class ``Spectra``).
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from labctl.analysis.ccd import CCDAnalyzer
+from labctl.analysis.circuits import parse_circuit
 from labctl.analysis.shorts import Finding
 
 AREA_CM2 = 0.785
@@ -166,3 +170,59 @@ def grow(trace: Trace, from_s: float, until_s: float, tau_s: float) -> Trace:
 def traces():
     """This module: trace builders and the cell's constants."""
     return sys.modules[__name__]
+
+
+class Spectra:
+    """Synthetic impedance spectra for the EIS tests (``spectra`` fixture): 61 points per sweep, log-spaced from
+    high to low frequency, Z from labctl's circuit model (itself checked against impedance.py in
+    test_circuits.py). Noise follows science.md §3.2: Gaussian, 0.5 % of Re and of Im."""
+
+    AREA_CM2 = 0.785
+    WINDOWS: ClassVar[dict[str, tuple[float, float]]] = {"1MHz-0.1Hz": (1e6, 0.1), "2MHz-2Hz": (2e6, 2.0)}
+    CIRCUITS: ClassVar[dict[str, tuple[str, tuple[float, ...]]]] = {  # name: (circuit, true parameters)
+        "one arc": ("R0-p(R1,CPE1)-W1", (50.0, 27.0, 2e-6, 0.85, 5.0)),
+        # grain boundary near 100 kHz, interface near 1 kHz
+        "two arcs": ("R0-p(R1,CPE1)-p(R2,CPE2)-W1", (50.0, 30.0, 2e-7, 0.9, 27.0, 2.2e-5, 0.85, 5.0)),
+        "inductance": ("L0-R0-p(R1,CPE1)-W1", (2e-7, 50.0, 27.0, 2e-6, 0.85, 5.0)),
+    }
+
+    @staticmethod
+    def frequencies(window: str = "1MHz-0.1Hz", points: int = 61) -> np.ndarray:
+        high, low = Spectra.WINDOWS[window]
+        return np.logspace(np.log10(high), np.log10(low), points)
+
+    @staticmethod
+    def spectrum(circuit: str, parameters, window: str = "1MHz-0.1Hz", noise: float = 0.0,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        f = Spectra.frequencies(window)
+        return f, Spectra.noisy(parse_circuit(circuit).impedance(f, parameters), noise, seed)
+
+    @staticmethod
+    def named(name: str, window: str = "1MHz-0.1Hz", noise: float = 0.0, seed: int = 0):
+        circuit, parameters = Spectra.CIRCUITS[name]
+        return Spectra.spectrum(circuit, parameters, window, noise, seed)
+
+    @staticmethod
+    def drifting(growth: float, window: str = "1MHz-0.1Hz", noise: float = 0.0,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """The one-arc cell losing contact while it is measured: R1 grows and Q1 falls by the factor
+        1 + growth·t/T over the sweep, where each point takes max(3 periods, 0.2 s) as on the Solartron."""
+        circuit, (r0, r1, q1, alpha, a_w) = Spectra.CIRCUITS["one arc"]
+        model = parse_circuit(circuit)
+        f = Spectra.frequencies(window)
+        elapsed = np.cumsum(np.maximum(3 / f, 0.2))
+        loss = 1 + growth * elapsed / elapsed[-1]
+        z = np.array([model.impedance([fk], [r0, r1 * k, q1 / k, alpha, a_w])[0] for fk, k in zip(f, loss)])
+        return f, Spectra.noisy(z, noise, seed)
+
+    @staticmethod
+    def noisy(z: np.ndarray, noise: float, seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        real = z.real * (1 + noise * rng.standard_normal(z.size))
+        return real + 1j * z.imag * (1 + noise * rng.standard_normal(z.size))
+
+
+@pytest.fixture
+def spectra() -> type[Spectra]:
+    """Synthetic impedance spectra: see :class:`Spectra`."""
+    return Spectra

@@ -32,7 +32,7 @@ def run_cli(*args: str):
 def run_ccd(tmp_path, preset="bare", seed=0, listeners=None, **params):
     procedure = CCDProcedure(**params)
     store = Store(tmp_path / "store")
-    with open_bench("sim", sim_overrides={"cell": preset, "seed": seed}, cell_area_cm2=procedure.area_cm2) as bench:
+    with open_bench("sim", sim_overrides={"cell": preset, "seed": seed}, sim_defaults=procedure.sim_defaults()) as bench:
         runner = Runner(store, listeners or Listeners())
         return runner, runner.run(procedure, bench), store
 
@@ -126,7 +126,7 @@ def test_stop_request_rests_the_channel_and_marks_the_run_aborted_with_data(tmp_
 
     runner = Runner(Store(tmp_path / "store"), Listeners(sample=on_sample))
     procedure = CCDProcedure()
-    with open_bench("sim", cell_area_cm2=procedure.area_cm2) as bench:
+    with open_bench("sim", sim_defaults=procedure.sim_defaults()) as bench:
         outcome = runner.run(procedure, bench)
         reading = bench.cycler.read()
     assert outcome.status == "aborted" and outcome.exit_code == 130

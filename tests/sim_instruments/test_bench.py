@@ -16,6 +16,17 @@ REST, CHARGE = 4, 2
 
 
 @pytest.fixture
+def linear_cell(linear_cell):
+    """conftest's linear cell, measurable by the bench's impedance analyzer: a pure resistor ``r``."""
+
+    class MeasurableLinearCell(linear_cell):
+        def measured_impedance(self, frequency_Hz: float) -> complex:
+            return complex(self.r, 0.0)
+
+    return MeasurableLinearCell
+
+
+@pytest.fixture
 def bench(linear_cell):
     made: list[int] = []
 
@@ -96,3 +107,74 @@ def test_closed_bench_stops_listening(linear_cell):
 def test_bench_needs_a_channel(linear_cell):
     with pytest.raises(ValueError, match="channels must be at least 1"):
         SimBench(lambda n: linear_cell(), channels=0)
+
+
+# --- the impedance analyzer on the bench ---
+
+
+def test_config_has_the_impedance_role_as_a_pyvisa_socket(bench):
+    host, port = bench.addresses()["impedance"].split(":")
+    assert (host, int(port)) == bench.impedance.address
+    assert bench.config()["roles"]["impedance"] == {
+        "driver": "solartron-1260",
+        "resource": f"TCPIP::127.0.0.1::{port}::SOCKET",
+        "options": {"visa_library": "@py"},
+    }
+    text = bench.config_toml()
+    assert f'[roles.impedance]\ndriver = "solartron-1260"\nresource = "TCPIP::127.0.0.1::{port}::SOCKET"\n' in text
+    assert '[roles.impedance.options]\nvisa_library = "@py"\n' in text
+    assert validate_config(tomllib.loads(text), "sim bench").roles["impedance"].driver == "solartron-1260"
+
+
+def test_the_analyzer_measures_its_channels_cell_in_time_stepped_by_the_sim_clock(linear_cell):
+    pyvisa = pytest.importorskip("pyvisa")
+    with SimBench(lambda n: linear_cell(r=10.0 * n), channels=3, speed=None, impedance_channel=2) as sim:
+        config = sim.config()
+        rm = pyvisa.ResourceManager(config["roles"]["impedance"]["options"]["visa_library"])
+        inst = rm.open_resource(config["roles"]["impedance"]["resource"], read_termination="\r\n",
+                                write_termination="\r\n", timeout=5000)
+        host, port = sim.addresses()["clock"].split(":")
+        clock = SimClock(host, int(port))
+        try:
+            for command in ("TT2", "OP2,1", "CZ0", "IS 0.5", "MS 1", "FR 1.0E+00", "SI"):
+                inst.write(command)
+            assert inst.query("*ESR?") == "0"
+            clock.wait(4.0 - 1e-3)  # MS + max(IS, 3/FR) = 4 s
+            inst.write("*IDN?")
+            assert inst.read().startswith("1260 IMPEDANCE ANALYZER")  # no result yet
+            clock.wait(10.0)  # stops at the result
+            assert clock.now() == pytest.approx(4.0, rel=1e-12)
+            assert inst.read() == "+1.0000000E+00,+2.0000000E+01,+0.0000000E+00,0,00"  # channel 2: r = 20 ohm
+        finally:
+            clock.close()
+            inst.close()
+            rm.close()
+
+
+def test_a_bench_without_analyzer(linear_cell):
+    with SimBench(lambda n: linear_cell(), channels=1, speed=None, impedance_channel=None) as sim:
+        assert sim.impedance is None
+        assert set(sim.addresses()) == {"clock", "cycler"}
+        assert set(sim.config()["roles"]) == {"cycler"}
+
+
+@pytest.mark.parametrize("channel", [0, 4])
+def test_the_impedance_channel_must_be_a_cycler_channel(linear_cell, channel):
+    with pytest.raises(ValueError, match="impedance_channel must be a cycler channel 1..3"):
+        SimBench(lambda n: linear_cell(), channels=3, impedance_channel=channel)
+
+
+def test_the_analyzed_cell_needs_an_impedance_model():
+    class VoltageOnly:
+        def advance(self, current_A: float, dt_s: float) -> None:
+            pass
+
+        def voltage(self, current_A: float) -> float:
+            return 0.0
+
+        def measured_voltage(self, current_A: float) -> float:
+            return 0.0
+
+    with pytest.raises(ValueError, match="channel 1 .*VoltageOnly.* has no impedance model"):
+        SimBench(lambda n: VoltageOnly(), channels=1, speed=None)
+    SimBench(lambda n: VoltageOnly(), channels=1, speed=None, impedance_channel=None).close()

@@ -1,4 +1,4 @@
-"""The Li|SE|Li cell model: magnitudes, signs, voids, shorts, determinism, and calibration to patent Table 1."""
+"""The Li|SE|Li cell model: magnitudes, signs, voids, shorts, impedance, determinism, and calibration to patent Table 1."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def median_failing_step(name: str, seeds=CALIBRATION_SEEDS) -> float:
 
 # -- presets -------------------------------------------------------------------------------------------------
 def test_presets_hold_patent_table_1():
-    table = {name: (p.interface_asr_ohm_cm2, p.patent_ccd_mA_cm2) for name, p in PRESETS.items()}
+    table = {name: (p.interface_asr_ohm_cm2, p.patent_ccd_mA_cm2) for name, p in PRESETS.items() if name != "LPSCl"}
     assert table == {"bare": (10.6, 0.6), "Ag": (4.3, 0.9), "Mg": (114.0, 0.4), "Ag|Mg": (0.19, 2.4),
                      "Mg|Ag": (99.5, 0.4)}
 
@@ -288,6 +288,193 @@ def test_noise_is_small_and_never_changes_the_failure():
         noisy = SymmetricCell("Ag", seed=seed)
         quiet = SymmetricCell("Ag", seed=seed)
         assert run_fixed_time_ccd(noisy, read=noisy.measured_voltage) == run_fixed_time_ccd(quiet)
+
+
+# -- impedance (science.md §4.4) ------------------------------------------------------------------------------
+EIS_AREA_CM2 = 1.131  # the procedures' 12 mm electrode
+WINDOWS = {"standalone": (1e6, 0.1), "in-situ": (2e6, 2.0)}
+TAIL_RISE = {"standalone": 5.0, "in-situ": 2.0}  # −Z'' at the lowest frequency over its minimum
+
+
+def spectrum(cell: SymmetricCell, high: float, low: float, per_decade: int = 10) -> list[tuple[float, complex]]:
+    n = round(per_decade * math.log10(high / low))
+    return [(f, cell.impedance(f)) for f in (high * (low / high) ** (k / n) for k in range(n + 1))]
+
+
+def interior_extrema(values: list[float]) -> list[tuple[str, int]]:
+    out = []
+    for k in range(1, len(values) - 1):
+        if values[k - 1] < values[k] > values[k + 1]:
+            out.append(("max", k))
+        elif values[k - 1] > values[k] < values[k + 1]:
+            out.append(("min", k))
+    return out
+
+
+def cell_with_voids(name: str = "bare", density: float = 0.8, seconds: float = 900.0, **changes: float) -> SymmetricCell:
+    """A cell whose electrode 1 has lost contact by stripping above its critical stripping current."""
+    cell = SymmetricCell(without_shorts(name, **changes), area_cm2=EIS_AREA_CM2)
+    cell.advance(amps(density, EIS_AREA_CM2), seconds)
+    assert cell.void_fraction[0] > 0.05 and cell.void_fraction[1] == 0.0
+    return cell
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_high_frequency_limit_is_the_bulk_resistance(name):
+    cell = SymmetricCell(name, area_cm2=EIS_AREA_CM2)
+    z = cell.impedance(1e10)
+    assert z.real == pytest.approx(cell.bulk_resistance_ohm, rel=1e-4) and abs(z.imag) < 1e-3
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+@pytest.mark.parametrize("window", list(WINDOWS))
+def test_spectrum_has_bulk_intercept_one_arc_and_a_tail(name, window):
+    cell = SymmetricCell(name, area_cm2=EIS_AREA_CM2)
+    points = spectrum(cell, *WINDOWS[window])
+    minus_z2 = [-z.imag for _, z in points]
+    # bulk intercept: the highest frequency is within 1.5 % of R_b on the real axis
+    assert points[0][1].real == pytest.approx(cell.bulk_resistance_ohm, rel=0.015)
+    # one capacitive arc (Z'' < 0), then the minimum between arc and tail, then the tail to the lowest frequency
+    assert all(v > 0 for v in minus_z2)
+    assert [kind for kind, _ in interior_extrema(minus_z2)] == ["max", "min"]
+    _, (_, valley) = interior_extrema(minus_z2)
+    assert minus_z2[-1] > TAIL_RISE[window] * minus_z2[valley]
+    # the arc spans R_b → R_tot: the real part at the valley is R_tot (biased high by the tail's real part)
+    assert points[valley][1].real == pytest.approx(cell.total_resistance_ohm, rel=0.03)
+    assert points[valley][1].real >= cell.total_resistance_ohm
+    # the tail is a diffusion line: about 45° in the Nyquist plot
+    (_, z_a), (_, z_b) = points[-2], points[-1]
+    assert 0.7 < (z_a.imag - z_b.imag) / (z_b.real - z_a.real) < 1.5
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_the_interfacial_arc_stands_above_the_measurement_noise(name):
+    """Even Ag|Mg's 0.34 ohm arc (0.19 ohm·cm² per interface) is several noise sigmas high."""
+    cell = SymmetricCell(name, area_cm2=EIS_AREA_CM2)
+    points = spectrum(cell, *WINDOWS["standalone"])
+    (_, apex), _ = interior_extrema([-z.imag for _, z in points])
+    z_apex = points[apex][1]
+    sigma = 0.002 / math.sqrt(2) * abs(z_apex)  # per component
+    assert -z_apex.imag > 2.5 * sigma
+    assert sum(cell.interface_resistance_ohm) > 6 * sigma
+
+
+def test_resistances_at_full_contact():
+    cell = SymmetricCell("bare", area_cm2=EIS_AREA_CM2)
+    r_int = 10.6 / EIS_AREA_CM2
+    assert cell.interface_resistance_ohm == pytest.approx((r_int, r_int))
+    assert cell.constriction_resistance_ohm == 0.0
+    assert cell.total_resistance_ohm == pytest.approx(cell.bulk_resistance_ohm + 2 * r_int)
+
+
+def test_low_frequency_limit_without_diffusion_is_the_total_resistance():
+    cell = SymmetricCell(dataclasses.replace(PRESETS["Mg"], warburg_ohm_cm2_per_sqrt_s=0.0), area_cm2=EIS_AREA_CM2)
+    z = cell.impedance(1e-6)
+    assert z.real == pytest.approx(cell.total_resistance_ohm, rel=1e-4) and abs(z.imag) < 1e-2
+
+
+@pytest.mark.parametrize("name", ["bare", "Mg|Ag", "LPSCl"])
+def test_total_resistance_is_the_cells_small_signal_dc_resistance(name):
+    """R_tot from the impedance model and dV/dI of the voltage model agree, with voids too."""
+    cell = cell_with_voids(name, density=1.0, seconds=600.0, nucleation_overpotential_V=0.0)
+    current = 1e-7
+    assert cell.voltage(current) / current == pytest.approx(cell.total_resistance_ohm, rel=1e-4)
+    assert cell.voltage(-current) / -current == pytest.approx(cell.total_resistance_ohm, rel=1e-4)
+
+
+def test_contact_loss_on_the_stripped_electrode_raises_its_arc_and_r_tot():
+    cell = SymmetricCell(without_shorts("bare"), area_cm2=EIS_AREA_CM2)
+    current = amps(0.8, EIS_AREA_CM2)
+    history = []
+    for _ in range(6):
+        cell.advance(current, 300.0)
+        history.append((cell.void_fraction[0], cell.total_resistance_ohm, cell.impedance(0.5).real))
+    thetas, r_tots, z_lows = zip(*history, strict=True)
+    assert all(b > a for a, b in itertools.pairwise(thetas))
+    assert all(b > a for a, b in itertools.pairwise(r_tots))
+    assert all(b > a for a, b in itertools.pairwise(z_lows))
+    r1, r2 = cell.interface_resistance_ohm
+    assert r1 == pytest.approx(10.6 / EIS_AREA_CM2 / (1 - thetas[-1])) and r2 == pytest.approx(10.6 / EIS_AREA_CM2)
+    assert cell.constriction_resistance_ohm == pytest.approx(cell.bulk_resistance_ohm * thetas[-1] / (1 - thetas[-1]))
+    # the high-frequency intercept stays the bulk: contact loss widens the arcs
+    assert cell.impedance(1e10).real == pytest.approx(cell.bulk_resistance_ohm, rel=1e-4)
+
+
+def test_lpscl_r_tot_rises_through_stripping_and_recovers_on_plating():
+    """The in-situ EIS protocol (0.25 mA/cm², 1 mAh/cm² halves) on LPSCl: voids open on the stripped electrode."""
+    cell = SymmetricCell("LPSCl", area_cm2=EIS_AREA_CM2)
+    current = amps(0.25, EIS_AREA_CM2)
+    for sign in (-1, 1):  # plate on the working electrode (strip the counter electrode), then strip it
+        r_tot = []
+        for _ in range(24):  # 24 × 10 min = 1 mAh/cm²
+            cell.advance(sign * current, 600.0)
+            cell.advance(0.0, 60.0)  # the current interrupted for a spectrum
+            r_tot.append(cell.total_resistance_ohm)
+        assert r_tot[-1] > 1.2 * r_tot[0]
+        assert r_tot[-1] > 1.2 * min(r_tot)
+        assert abs(cell.voltage(sign * current)) < 0.1
+    assert not cell.shorted
+
+
+def test_a_hard_short_is_flat_at_r_short():
+    cell = short_quickly(0.0)
+    r_short = cell.short_resistance_ohm
+    assert cell.total_resistance_ohm == r_short
+    for f in (0.1, 10.0, 1e3, 1e5, 1e6):
+        z = cell.impedance(f)
+        assert z.real == r_short
+        assert 0 < z.imag < 2 * math.pi * f * 1e-7  # a small series inductance, nothing capacitive
+    assert abs(cell.impedance(1e3) - r_short) < 1e-3 * r_short
+
+
+def test_a_soft_short_shunts_the_spectrum_until_it_heals():
+    cell = short_quickly(1.0)
+    intact = SymmetricCell(cell.preset)
+    r_short = cell.short_resistance_ohm
+    assert cell.total_resistance_ohm < min(r_short, intact.total_resistance_ohm)
+    assert abs(cell.impedance(1.0)) < r_short
+    cell.advance(-amps(0.2), 1800.0)  # strips the filament away
+    assert not cell.shorted
+    assert cell.total_resistance_ohm > intact.total_resistance_ohm * 0.99
+
+
+def test_measured_impedance_noise_is_two_permille_of_z():
+    cell = SymmetricCell("bare", area_cm2=EIS_AREA_CM2, seed=4)
+    z = cell.impedance(1e3)
+    errors = [(cell.measured_impedance(1e3) - z) / abs(z) for _ in range(4000)]
+    assert abs(statistics.mean(e.real for e in errors)) < 1e-4 and abs(statistics.mean(e.imag for e in errors)) < 1e-4
+    assert math.sqrt(statistics.mean(abs(e) ** 2 for e in errors)) == pytest.approx(0.002, rel=0.05)
+    assert statistics.stdev(e.real for e in errors) == pytest.approx(statistics.stdev(e.imag for e in errors), rel=0.1)
+
+
+def test_impedance_measurements_never_change_the_cell_or_the_cyclers_noise():
+    def run(with_eis: bool) -> tuple[object, list[float]]:
+        cell = SymmetricCell("Ag", seed=5)
+        readings = []
+
+        def read(current: float) -> float:
+            if with_eis:
+                cell.measured_impedance(1e3)
+                cell.impedance(0.1)
+            readings.append(cell.measured_voltage(current))
+            return cell.voltage(current)
+
+        return run_fixed_time_ccd(cell, read=read), readings
+
+    assert run(True) == run(False)
+    a, b = SymmetricCell("bare", seed=5), SymmetricCell("bare", seed=5)
+    assert [a.measured_impedance(10.0) for _ in range(5)] == [b.measured_impedance(10.0) for _ in range(5)]
+
+
+@pytest.mark.parametrize("frequency", [0.0, -1.0, math.inf, math.nan])
+def test_impedance_needs_a_positive_frequency(frequency):
+    with pytest.raises(ValueError, match="frequency_Hz"):
+        SymmetricCell().impedance(frequency)
+
+
+def test_interface_capacitance_must_be_positive():
+    with pytest.raises(ValueError, match="interface_capacitance_uF_cm2"):
+        dataclasses.replace(PRESETS["bare"], interface_capacitance_uF_cm2=0.0)
 
 
 # -- calibration (the acceptance criterion) ---------------------------------------------------------------------

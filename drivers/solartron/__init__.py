@@ -1,0 +1,1 @@
+"""Solartron analytical instruments over GPIB (or a GPIB-Ethernet gateway)."""
