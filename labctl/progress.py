@@ -34,8 +34,8 @@ class TerminalProgress:
         state = (f"j {s['density_mA_cm2']:+.3g} mA/cm²  cycle {s['cycle']}  V {s['voltage_V']:+.4f} V  "
                  f"I {1000 * s['current_A']:+.4g} mA  t {s['test_time_s'] / 3600:.2f} h")
         self._progress.update(self._task, state=state)
-        level = abs(s["density_mA_cm2"])
-        if not self._live and level != self._level:
+        level = round(abs(s["density_mA_cm2"]), 6)
+        if not self._live and level and level != self._level:
             self._level = level
             print(f"  {state}", file=sys.stderr, flush=True)
 

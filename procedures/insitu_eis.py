@@ -7,14 +7,15 @@ interrupted (channel at rest) for a spectrum on the impedance role, and the half
 with its remaining charge: spectrum time does not count towards it (science notes §6.3). A spectrum
 also ends every cycle. Every spectrum is fitted as it arrives: R_b, R_tot and R_int against test time,
 and each cycle's Coulombic efficiency Q_strip/Q_plate.
-Defaults: 0.25 mA/cm², 1 mAh/cm², −0.5…0.5 V, 4 h cutoff, a spectrum every 10 min, 2 MHz → 2 Hz.
+Defaults: 0.25 mA/cm², 1 mAh/cm², −0.5…0.5 V, 4 h cutoff, a spectrum every 10 min, 2 MHz → 2 Hz, fitted
+with two arcs and a Warburg tail (one interface loses contact while the other plates, so their arcs part).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pymeasure.experiment import FloatParameter, IntegerParameter
+from pymeasure.experiment import FloatParameter, IntegerParameter, Parameter
 
 from labctl.procedures.base import LabProcedure, ParameterError
 from labctl.procedures.ccd import BDF_COLUMNS, UNSAFE_STATUSES, InstrumentFault
@@ -58,6 +59,9 @@ class InSituEISProcedure(SpectrumParameters, LabProcedure):
     start_frequency = FloatParameter("Start frequency", units="Hz", minimum=1e-5, maximum=3.2e7, default=2e6)
     stop_frequency = FloatParameter("Stop frequency", units="Hz", minimum=1e-5, maximum=3.2e7, default=2.0)
     sample_interval = FloatParameter("Sample interval", units="s", minimum=0.1, maximum=600, default=10.0)
+    # two arcs: stripping opens voids on one electrode only, so the interfaces (and the constriction) part
+    circuit = Parameter("Equivalent circuit", default="R0-p(R1,CPE1)-p(R2,CPE2)-W1",
+                        description="Circuit to fit, in impedance.py's syntax")
 
     def check(self) -> None:
         self.check_frequencies()

@@ -212,7 +212,7 @@ class Spectra:
         f = Spectra.frequencies(window)
         elapsed = np.cumsum(np.maximum(3 / f, 0.2))
         loss = 1 + growth * elapsed / elapsed[-1]
-        z = np.array([model.impedance([fk], [r0, r1 * k, q1 / k, alpha, a_w])[0] for fk, k in zip(f, loss)])
+        z = np.array([model.impedance([fk], [r0, r1 * k, q1 / k, alpha, a_w])[0] for fk, k in zip(f, loss, strict=True)])
         return f, Spectra.noisy(z, noise, seed)
 
     @staticmethod
