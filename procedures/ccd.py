@@ -19,26 +19,14 @@ per half-cycle at failure, the cumulative capacity, and the time and cycle of fa
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 from pymeasure.experiment import FloatParameter, IntegerParameter, ListParameter
 
 from labctl.analysis.ccd import CCDAnalyzer
-from labctl.procedures.base import LabProcedure, ParameterError
-from labctl.roles import CyclerReading
+from labctl.procedures.base import ParameterError
+from labctl.procedures.cycling import CyclingProcedure
 from labctl.units import SECONDS_PER_HOUR, charge_Ah, current_A
-
-BDF_COLUMNS = [
-    "Test Time / s", "Voltage / V", "Current / A", "Unix Time / s", "Cycle Count / 1", "Step Count / 1",
-    "Charging Capacity / Ah", "Discharging Capacity / Ah",
-]  # fmt: skip
-UNSAFE_STATUSES = {"Unsafe", "Error", "DAQ Memory Unsafe"}
-
-
-class InstrumentFault(RuntimeError):
-    """The instrument reported a state in which the test cannot go on."""
-
 
 @dataclass(frozen=True)
 class HalfCycle:
@@ -48,12 +36,11 @@ class HalfCycle:
     until_charge_Ah: float | None
 
 
-class CCDProcedure(LabProcedure):
+class CCDProcedure(CyclingProcedure):
     """Stepped galvanostatic cycling until the cell shorts or loses contact."""
 
     NAME = "ccd"
     ROLES = ("cycler",)
-    DATA_COLUMNS = BDF_COLUMNS
 
     variant = ListParameter("Variant", choices=["fixed-time", "fixed-capacity"], default="fixed-time")
     start_density = FloatParameter("Start current density", units="mA/cm²", minimum=0.001, maximum=100, default=0.1)
@@ -98,30 +85,19 @@ class CCDProcedure(LabProcedure):
         return sum(h.until_time_s / (1.5 if h.until_charge_Ah else 1.0) for h in self.half_cycles())
 
     def startup(self) -> None:
-        self.cycler = self.bench.cycler
-        self.clock = self.bench.clock
         self.analyzer = CCDAnalyzer(self.area_cm2, voltage_limit_V=self.voltage_limit,
                                     ohmic_floor_ohm=self.bulk_resistance or None)
-        self.cycler.begin(f"labctl {self.NAME} {self.cell_id}")
-        self._start_unix = time.time()  # test time 0; Unix Time / s = this + test time
+        self.begin_cycling()
         self.emit("event", {"kind": "test_started", "planned_half_cycles": len(self.half_cycles())})
 
     def execute(self) -> None:
         self._step_count = 0
-        self._total_s = self.estimated_duration_s()
         for half in self.half_cycles():
             self._run_half_cycle(half)
             if self.analyzer.failure or self.should_stop():
                 break
         self.cycler.rest()
         self._report()
-
-    def shutdown(self) -> None:
-        if getattr(self, "cycler", None) is not None:
-            try:
-                self.cycler.rest()
-            finally:
-                self.cycler.end()
 
     def _run_half_cycle(self, half: HalfCycle) -> None:
         self._step_count += 1
@@ -133,7 +109,7 @@ class CCDProcedure(LabProcedure):
         while not self.should_stop():
             self.clock.wait(self.sample_interval)
             reading = self.cycler.read()
-            self._record(reading, half)
+            self.record(reading, cycle=half.cycle, step=self._step_count, density_mA_cm2=half.density_mA_cm2)
             if self._findings(self.analyzer.add(reading.test_time_s, reading.voltage_V, reading.current_A,
                                                 self._step_count, half.cycle)):
                 return
@@ -142,19 +118,6 @@ class CCDProcedure(LabProcedure):
                                     "test_time_s": reading.test_time_s})
                 self._findings(self.analyzer.end_segment(reading.end_reason))
                 return
-
-    def _record(self, r: CyclerReading, half: HalfCycle) -> None:
-        if r.status in UNSAFE_STATUSES:
-            raise InstrumentFault(f"cycler reports {r.status!r} at test time {r.test_time_s:.0f} s")
-        self.emit("results", {
-            "Test Time / s": r.test_time_s, "Voltage / V": r.voltage_V, "Current / A": r.current_A,
-            "Unix Time / s": self._start_unix + r.test_time_s, "Cycle Count / 1": half.cycle,
-            "Step Count / 1": self._step_count, "Charging Capacity / Ah": r.charge_capacity_Ah,
-            "Discharging Capacity / Ah": r.discharge_capacity_Ah,
-        })  # fmt: skip
-        self.emit("status", {"test_time_s": r.test_time_s, "voltage_V": r.voltage_V, "current_A": r.current_A,
-                             "density_mA_cm2": half.density_mA_cm2, "cycle": half.cycle})
-        self.emit("progress", min(100.0, 100.0 * r.test_time_s / self._total_s))
 
     def _findings(self, findings: list) -> bool:
         """Record detector findings as events; True when one of them ends the test."""

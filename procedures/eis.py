@@ -16,7 +16,7 @@ from pymeasure.experiment import FloatParameter, IntegerParameter, Parameter
 from labctl.analysis.eis import analyze_spectrum
 from labctl.analysis.zview import format_z
 from labctl.procedures.base import LabProcedure, ParameterError
-from labctl.procedures.spectrum import log_frequencies, measure_spectrum, sweep_duration_s
+from labctl.procedures.spectrum import log_frequencies, measure_spectrum
 
 
 class SpectrumParameters:
@@ -62,9 +62,6 @@ class EISProcedure(SpectrumParameters, LabProcedure):
     def check(self) -> None:
         self.check_frequencies()
 
-    def estimated_duration_s(self) -> float:
-        return len(self.frequencies()) * 3.0
-
     def startup(self) -> None:
         self.analyzer = self.bench.role("impedance")
         self.clock = self.bench.clock
@@ -72,8 +69,8 @@ class EISProcedure(SpectrumParameters, LabProcedure):
 
     def execute(self) -> None:
         freqs = self.frequencies()
-        self._total_s = sweep_duration_s(self.analyzer, freqs)
-        points = measure_spectrum(self.analyzer, self.clock, freqs, self.should_stop)
+        points = measure_spectrum(self.analyzer, self.clock, freqs, self.should_stop,
+                                  on_point=lambda done, total: self.emit("progress", 100.0 * done / total))
         self.emit("spectrum", {"index": 1, "test_time_s": 0.0, "cycle": 0, "step": 0, "points": points})
         if len(points) < len(freqs):
             return

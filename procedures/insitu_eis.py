@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from pymeasure.experiment import FloatParameter, IntegerParameter, Parameter
 
-from labctl.procedures.base import LabProcedure, ParameterError
-from labctl.procedures.ccd import BDF_COLUMNS, UNSAFE_STATUSES, InstrumentFault
+from labctl.procedures.base import ParameterError
+from labctl.procedures.cycling import CyclingProcedure
 from labctl.procedures.eis import SpectrumParameters
 from labctl.procedures.spectrum import measure_spectrum
 from labctl.roles import CyclerReading
@@ -38,12 +38,11 @@ class HalfCycle:
     spectra: list[dict] = field(default_factory=list)
 
 
-class InSituEISProcedure(SpectrumParameters, LabProcedure):
+class InSituEISProcedure(SpectrumParameters, CyclingProcedure):
     """Galvanostatic plating/stripping with a spectrum every few minutes and at the end of each cycle."""
 
     NAME = "insitu-eis"
     ROLES = ("cycler", "impedance")
-    DATA_COLUMNS = BDF_COLUMNS
     SIM_CELL = "LPSCl"  # on a simulated bench: a sulfide cell whose stripping opens voids at these currents
 
     current_density = FloatParameter("Current density", units="mA/cm²", minimum=0.001, maximum=100, default=0.25)
@@ -73,10 +72,8 @@ class InSituEISProcedure(SpectrumParameters, LabProcedure):
         return 2 * self.cycles * self.half_cycle_capacity / self.current_density * SECONDS_PER_HOUR
 
     def startup(self) -> None:
-        self.cycler = self.bench.cycler
         self.analyzer = self.bench.role("impedance")
-        self.clock = self.bench.clock
-        self.cycler.begin(f"labctl {self.NAME} {self.cell_id}")
+        self.begin_cycling()
         self._step = self._spectra = 0
         self._halves: list[HalfCycle] = []
         self._last = self.cycler.read()
@@ -91,13 +88,6 @@ class InSituEISProcedure(SpectrumParameters, LabProcedure):
                     return self._report()
             self._halves[-1].spectra.append(self._spectrum(cycle, "end of cycle"))
         self._report()
-
-    def shutdown(self) -> None:
-        if getattr(self, "cycler", None) is not None:
-            try:
-                self.cycler.rest()
-            finally:
-                self.cycler.end()
 
     def _run_half_cycle(self, half: HalfCycle) -> None:
         target_Ah = charge_Ah(self.half_cycle_capacity, self.area_cm2)
@@ -123,21 +113,10 @@ class InSituEISProcedure(SpectrumParameters, LabProcedure):
         while not self.should_stop():
             self.clock.wait(self.sample_interval)
             self._last = self.cycler.read()
-            self._record(self._last, half.cycle)
+            self.record(self._last, cycle=half.cycle, step=self._step,
+                        density_mA_cm2=half.sign * self.current_density)
             if not self._last.segment_active:
                 return
-
-    def _record(self, r: CyclerReading, cycle: int) -> None:
-        if r.status in UNSAFE_STATUSES:
-            raise InstrumentFault(f"cycler reports {r.status!r} at test time {r.test_time_s:.0f} s")
-        self.emit("results", {
-            "Test Time / s": r.test_time_s, "Voltage / V": r.voltage_V, "Current / A": r.current_A,
-            "Cycle Count / 1": cycle, "Step Count / 1": self._step,
-            "Charging Capacity / Ah": r.charge_capacity_Ah, "Discharging Capacity / Ah": r.discharge_capacity_Ah,
-        })  # fmt: skip
-        self.emit("status", {"test_time_s": r.test_time_s, "voltage_V": r.voltage_V, "current_A": r.current_A,
-                             "density_mA_cm2": 1000 * r.current_A / self.area_cm2, "cycle": cycle})
-        self.emit("progress", min(100.0, 100.0 * r.test_time_s / self.estimated_duration_s()))
 
     def _spectrum(self, cycle: int, when: str) -> dict:
         """Rest the channel, then measure, store and fit a spectrum; the caller decides what follows."""

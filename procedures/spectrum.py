@@ -26,13 +26,11 @@ def log_frequencies(start_Hz: float, stop_Hz: float, points_per_decade: int) -> 
     return [float(f) for f in np.logspace(math.log10(start_Hz), math.log10(stop_Hz), max(n, 2))]
 
 
-def sweep_duration_s(analyzer: ImpedanceAnalyzer, frequencies: list[float]) -> float:
-    return sum(analyzer.point_duration_s(f) for f in frequencies)
-
-
 def measure_spectrum(analyzer: ImpedanceAnalyzer, clock: Clock, frequencies: list[float],
-                     should_stop: Callable[[], bool] = lambda: False) -> list[Point]:
-    """Measure ``frequencies`` one by one; stops early (returning what was measured) when asked to."""
+                     should_stop: Callable[[], bool] = lambda: False,
+                     on_point: Callable[[int, int], None] = lambda done, total: None) -> list[Point]:
+    """Measure ``frequencies`` one by one, telling ``on_point`` how many are done; stops early (returning
+    what was measured) when asked to."""
     points: list[Point] = []
     for f in frequencies:
         if should_stop():
@@ -40,4 +38,5 @@ def measure_spectrum(analyzer: ImpedanceAnalyzer, clock: Clock, frequencies: lis
         analyzer.trigger(f)
         clock.wait(analyzer.point_duration_s(f), stop_at_event=False)
         points.append((f, analyzer.read(f)))
+        on_point(len(points), len(frequencies))
     return points
