@@ -155,7 +155,8 @@ def _metadata(run_id: str, procedure: LabProcedure, bench: Bench) -> dict[str, A
 
 def _summary(outcome: RunOutcome) -> dict[str, Any]:
     result = outcome.result or {}
-    summary: dict[str, Any] = {"headline": result.get("headline"), "short": result.get("short")}
+    headline = result.get("headline")
+    summary: dict[str, Any] = {"headline": headline, "short": result.get("short") or headline}
     if outcome.error:
         summary["error"] = outcome.error
     return summary
