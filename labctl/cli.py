@@ -51,7 +51,7 @@ def run(
     procedure: Annotated[str, typer.Argument(help="Procedure name, e.g. ccd (see `labctl procedures`)")],
     bench: Annotated[str, typer.Option(help="'sim' or a bench TOML file")] = "sim",
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value; repeat for several")] = None,
-    cell: Annotated[str | None, typer.Option(help="Sim benches: cell preset (bare, Ag, Mg, Ag|Mg, Mg|Ag)")] = None,
+    cell: Annotated[str | None, typer.Option(help="Sim benches: cell preset (bare, Ag, Mg, Ag|Mg, Mg|Ag, LPSCl)")] = None,
     seed: Annotated[int | None, typer.Option(help="Sim benches: random seed of the virtual cell")] = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
