@@ -231,10 +231,7 @@ def analyze_eis(
     except (ValueError, OSError) as e:
         raise fail(str(e)) from None
     result["headline"] = headline(result)
-    if as_json:
-        print(json.dumps(result, indent=2, default=str))
-    else:
-        out.print(f"[bold]{result['headline']}[/]", highlight=False)
+    if not _show(result, as_json):
         table = Table("parameter", "value", "standard error")
         for name, value in result["fit"]["parameters"].items():
             table.add_row(name, f"{value:.5g}", f"{result['fit']['standard_errors'].get(name, float('nan')):.2g}")
@@ -259,7 +256,13 @@ def analyze_ccd(
     except (ValueError, OSError) as e:
         raise fail(str(e)) from None
     result["headline"] = headline(result)
+    _show(result, as_json)
+
+
+def _show(result: dict[str, Any], as_json: bool) -> bool:
+    """Print an analysis result as JSON, or its headline; True if that was JSON."""
     if as_json:
         print(json.dumps(result, indent=2, default=str))
     else:
         out.print(f"[bold]{result['headline']}[/]", highlight=False)
+    return as_json
