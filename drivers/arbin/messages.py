@@ -286,11 +286,10 @@ def unpack_fields(data: bytes, layout: Layout, base: int = 0) -> dict[str, objec
 
 def _decode(raw: bytes, codec: str) -> str:
     if codec == "utf-16-le":
-        for i in range(0, len(raw) - 1, 2):
-            if raw[i] == 0 and raw[i + 1] == 0:
-                raw = raw[:i]
-                break
-        return raw.decode(codec, errors="replace")
+        end = raw.find(b"\0\0")
+        while end != -1 and end % 2:  # a NUL wchar starts at an even offset
+            end = raw.find(b"\0\0", end + 1)
+        return (raw if end == -1 else raw[:end]).decode(codec, errors="replace")
     return raw.split(b"\0", 1)[0].decode(codec, errors="replace")
 
 
