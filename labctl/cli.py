@@ -1,7 +1,7 @@
-"""The ``labctl`` command line: run procedures, serve simulated benches, browse runs, analyse files.
+"""The labctl command line: run procedures, serve simulated benches, browse runs, analyse files.
 
-Exit codes of ``labctl run``: 0 the test ran to its end (a cell that shorted is a result), 1 an
-instrument or software fault stopped it, 2 bad input (bench, parameters), 130 stopped with Ctrl-C.
+Exit codes of labctl run: 0 the test ran to its end (a cell that shorted is a result), 1 an instrument or
+software fault stopped it, 2 bad input (bench, parameters), 130 stopped with Ctrl-C.
 """
 
 from __future__ import annotations
