@@ -107,10 +107,6 @@ class FitResult:
         """(R_b, R_tot) of the fitted circuit, ohm: see :meth:`Circuit.resistances`."""
         return self.model.resistances(self.values)
 
-    def predict(self, frequency_Hz: Sequence[float] | np.ndarray) -> np.ndarray:
-        """Z (ohm) of the fitted circuit at these frequencies (Hz)."""
-        return self.model.impedance(frequency_Hz, self.values)
-
     def to_dict(self) -> dict:
         return {"circuit": self.circuit, "parameters": self.parameters,
                 "standard_errors": {k: _finite(v) for k, v in zip(self.keys, self.standard_errors, strict=True)},
