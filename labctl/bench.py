@@ -67,6 +67,7 @@ class SimConfig(_Strict):
     seed: int = 0
     channels: int = Field(default=8, ge=1, le=64)
     area_cm2: float = Field(default=round(area_from_diameter_cm2(12.0), 4), gt=0)  # the procedures' default electrode
+    cathode_mass_mg: float | None = Field(default=None, gt=0)  # full cells: active cathode mass (None: the preset's)
 
 
 class BenchConfig(_Strict):
@@ -131,6 +132,46 @@ def _open_solartron(cfg: InstrumentConfig, where: str) -> Any:
                          "address, cable or gateway") from e
 
 
+SERIAL_RESOURCE = re.compile(r"^ASRL[^:\s]+::INSTR$", re.IGNORECASE)
+
+
+def check_serial_resource(resource: str, where: str) -> str:
+    if not SERIAL_RESOURCE.match(resource.strip()):
+        raise BenchError(f"{where}: {resource!r} is not a VISA serial resource; write it like "
+                         "ASRL/dev/ttyUSB0::INSTR (Linux) or ASRL3::INSTR (COM3)")
+    return resource.strip()
+
+
+def _open_inficon(model: str) -> Callable[[InstrumentConfig, str], Any]:
+    """Opener of an INFICON rate monitor (``model`` "sqm160" or "sqc310"); options: ``shutter_control``
+    (false: the shutter is worked by hand), ``film`` (the film slot labctl programs) and PyVISA settings."""
+
+    def open_monitor(cfg: InstrumentConfig, where: str) -> Any:
+        from labctl.drivers.inficon.sqc310 import SQC310
+        from labctl.drivers.inficon.sqm160 import SQM160
+
+        resource = check_serial_resource(cfg.resource, f"{where}.resource")
+        opts = dict(cfg.options)
+        role = {"shutter_control": bool(opts.pop("shutter_control", True)), "film": int(opts.pop("film", 1))}
+        cls = {"sqm160": SQM160, "sqc310": SQC310}[model]
+        try:
+            monitor = cls(resource, **opts).monitor(sensor=cfg.channel or 1, **role)
+        except (TypeError, ValueError) as e:
+            raise BenchError(f"{where}: {e}; options are shutter_control, film and PyVISA settings such as "
+                             "visa_library, baud_rate") from e
+        except Exception as e:  # PyVISA raises many kinds of errors for an absent port
+            raise BenchError(f"{where}.resource: cannot open {resource}: {e}. Check the port and cable") from e
+        try:
+            monitor.identity()  # a serial port opens with nothing behind it: ask the monitor itself
+        except Exception as e:
+            monitor.close()
+            raise BenchError(f"{where}.resource: no {cls.MODEL} answers on {resource}: {e}. Check that it is on, "
+                             "the cable, and the baud rate (19200 unless changed in its System menu)") from e
+        return monitor
+
+    return open_monitor
+
+
 @dataclass(frozen=True)
 class Driver:
     role: str
@@ -141,6 +182,8 @@ class Driver:
 DRIVERS: dict[str, Driver] = {
     "arbin-cti": Driver("cycler", parse_host_port, _open_arbin),
     "solartron-1260": Driver("impedance", check_visa_resource, _open_solartron),
+    "inficon-sqm160": Driver("rate_monitor", check_serial_resource, _open_inficon("sqm160")),
+    "inficon-sqc310": Driver("rate_monitor", check_serial_resource, _open_inficon("sqc310")),
 }
 
 
@@ -261,18 +304,21 @@ def start_sim_bench(sim: SimConfig, *, free_running: bool = False) -> Any:
     A bench labctl steps itself keeps its clock still between steps, so runs are deterministic for a
     seed; a ``free_running`` one (for other programs) follows wall time until someone steps it."""
     from labctl.sim_instruments.bench import SimBench
-    from labctl.sim_instruments.cells import SymmetricCell
+    from labctl.sim_instruments.catalog import make_cell
+    from labctl.sim_instruments.sqm160 import MonitorSetup
+
+    def cell_for(channel: int) -> Any:
+        # every channel gets its own seed so cells on one bench differ
+        return make_cell(sim.cell, area_cm2=sim.area_cm2, seed=sim.seed + channel - 1,
+                         cathode_mass_mg=sim.cathode_mass_mg)
 
     try:
-        SymmetricCell(sim.cell, area_cm2=sim.area_cm2, seed=sim.seed)
+        cell_for(1)
     except ValueError as e:
         raise BenchError(f"sim.cell: {e}") from e
 
-    def cell_for(channel: int) -> SymmetricCell:
-        # every channel gets its own seed so cells on one bench differ
-        return SymmetricCell(sim.cell, area_cm2=sim.area_cm2, seed=sim.seed + channel - 1)
-
-    return SimBench(cell_for, channels=sim.channels, speed=1.0 if free_running else None)
+    return SimBench(cell_for, channels=sim.channels, speed=1.0 if free_running else None,
+                    rate_monitor=MonitorSetup(seed=sim.seed))
 
 
 def _open_clock(config: BenchConfig) -> Clock:

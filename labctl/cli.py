@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from labctl.bench import BenchError
+from labctl.cli_deposition import FilmError, deposition_app, film_line, film_of
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 sim_app = typer.Typer(no_args_is_help=True, help="Simulated benches: emulators on 127.0.0.1.")
@@ -26,6 +27,7 @@ analyze_app = typer.Typer(no_args_is_help=True, help="Recompute results from dat
 app.add_typer(sim_app, name="sim")
 app.add_typer(runs_app, name="runs")
 app.add_typer(analyze_app, name="analyze")
+app.add_typer(deposition_app, name="deposition")
 
 out = Console()
 err = Console(stderr=True)
@@ -51,7 +53,7 @@ def run(
     procedure: Annotated[str, typer.Argument(help="Procedure name, e.g. ccd (see `labctl procedures`)")],
     bench: Annotated[str, typer.Option(help="'sim' or a bench TOML file")] = "sim",
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value; repeat for several")] = None,
-    cell: Annotated[str | None, typer.Option(help="Sim benches: cell preset (bare, Ag, Mg, Ag|Mg, Mg|Ag, LPSCl)")] = None,
+    cell: Annotated[str | None, typer.Option(help="Sim benches: cell preset (`labctl sim cells` lists them)")] = None,
     seed: Annotated[int | None, typer.Option(help="Sim benches: random seed of the virtual cell")] = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
@@ -63,6 +65,11 @@ def run(
     from labctl.store import Store
 
     proc = _procedure(procedure, param or [])
+    if proc.film_run:
+        try:
+            film_of(Store(store), proc.film_run)
+        except FilmError as e:
+            raise fail(str(e)) from None
     overrides = {k: v for k, v in {"cell": cell, "seed": seed}.items() if v is not None}
     try:
         opened = open_bench(bench, sim_overrides=overrides, sim_defaults=proc.sim_defaults())
@@ -133,6 +140,18 @@ def procedures(name: Annotated[str | None, typer.Argument(help="Show one procedu
     out.print(table)
 
 
+@sim_app.command("cells")
+def sim_cells() -> None:
+    """List the simulated cells a sim bench can hold (--cell), with what each reproduces."""
+    from labctl.sim_instruments.catalog import KINDS
+
+    table = Table("cell", "kind", "source")
+    table.columns[0].no_wrap = True
+    for name, cell in KINDS.items():
+        table.add_row(name, cell.kind, getattr(cell.preset, "source", "").split(";")[0])
+    out.print(table)
+
+
 @sim_app.command("serve")
 def sim_serve(
     bench: Annotated[str, typer.Argument(help="'sim' or a bench TOML file with a [sim] table")] = "sim",
@@ -177,7 +196,7 @@ def runs_list(store: StoreOption = None, as_json: JsonOption = False) -> None:
     for r in records:
         summary = r.summary or {}
         table.add_row(r.id, r.procedure, r.status, r.started_at.replace("T", " "), r.bench, r.cell_id or "",
-                      summary.get("short") or summary.get("error") or "")
+                      summary.get("brief") or summary.get("error") or "")
     out.print(table)
 
 
@@ -204,6 +223,8 @@ def runs_show(run_id: str, store: StoreOption = None, as_json: JsonOption = Fals
         table.add_row(key, str(p["value"]), p.get("units") or "")
     out.print(table)
     out.print(f"Cell: {metadata.get('cell')}", highlight=False)
+    if film_run := (metadata.get("cell") or {}).get("film_run"):
+        out.print(film_line(Store(store), film_run), highlight=False)
     out.print(f"Instruments: {metadata.get('instruments')}", highlight=False)
     if results:
         out.print(f"[bold]{results.get('headline', '')}[/]", highlight=False)
@@ -222,7 +243,8 @@ def analyze_eis(
     as_json: JsonOption = False,
 ) -> None:
     """Fit and validate a spectrum offline: R_b, R_tot, ASR per interface, σ, Kramers–Kronig."""
-    from labctl.analysis.eis import analyze_eis as analyze, load_spectrum_csv
+    from labctl.analysis.eis import analyze_eis as analyze
+    from labctl.analysis.eis import load_spectrum_csv
     from labctl.procedures.eis import headline
 
     try:
@@ -247,7 +269,8 @@ def analyze_ccd(
     as_json: JsonOption = False,
 ) -> None:
     """Recompute a CCD result from a BDF CSV with the detector live runs use."""
-    from labctl.analysis.ccd import analyze_ccd as analyze, load_bdf_csv
+    from labctl.analysis.ccd import analyze_ccd as analyze
+    from labctl.analysis.ccd import load_bdf_csv
     from labctl.procedures.ccd import headline
 
     try:
@@ -257,6 +280,56 @@ def analyze_ccd(
         raise fail(str(e)) from None
     result["headline"] = headline(result)
     _show(result, as_json)
+
+
+@analyze_app.command("ce")
+def analyze_ce(
+    file: Annotated[Path, typer.Argument(help="BDF CSV time series of a CE test (half cell or full cell)")],
+    area: Annotated[float, typer.Option(help="Electrode area, cm²")],
+    protocol: Annotated[str, typer.Option(help="reservoir, cycling or fullcell")],
+    cutoff: Annotated[float, typer.Option(help="Half cells: anodic cutoff of the strips, V")] = 0.2,
+    lower: Annotated[float | None, typer.Option(help="Lower limit, V: plating safety (default -0.5) or discharge")]
+    = None,
+    upper: Annotated[float | None, typer.Option(help="Full cells: upper (charge) voltage limit, V")] = None,
+    time_limit: Annotated[float | None, typer.Option(help="Half-cycle time limit, h")] = None,
+    capacity: Annotated[float | None, typer.Option(help="Planned charge per plating or full-cell charge, mAh/cm²")]
+    = None,
+    cathode_mass: Annotated[float | None, typer.Option(help="Full cells: active cathode mass, mg (for mAh/g)")] = None,
+    reference_cycle: Annotated[int | None, typer.Option(help="Full cells: retention relative to this cycle")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Print every cycle, not only the first and last")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Recompute a Coulombic-efficiency result from a BDF CSV with the analyzer live runs use."""
+    from labctl.analysis.ce import PROTOCOLS, load_bdf_csv, table
+    from labctl.analysis.ce import analyze_ce as analyze
+    from labctl.units import SECONDS_PER_HOUR
+
+    if protocol not in PROTOCOLS:
+        raise fail(f"--protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+    for option, value in (("--area", area), ("--cutoff", cutoff), ("--time-limit", time_limit),
+                          ("--capacity", capacity), ("--cathode-mass", cathode_mass)):  # fmt: skip
+        if value is not None and not value > 0:
+            raise fail(f"{option} must be above 0, got {value:g}")
+    if protocol != "fullcell" and lower is not None and not lower < 0:
+        raise fail(f"--lower must be below 0 V for a half cell (plating is negative), got {lower:g}")
+    if lower is not None and upper is not None and not upper > lower:
+        raise fail(f"--upper ({upper:g} V) must be above --lower ({lower:g} V)")
+    if reference_cycle is not None and reference_cycle < 0:
+        raise fail(f"--reference-cycle must be a cycle number (0 or more), got {reference_cycle}")
+    try:
+        result = analyze(load_bdf_csv(file), area, protocol=protocol, cutoff_V=cutoff, lower_V=lower, upper_V=upper,
+                         time_limit_s=time_limit * SECONDS_PER_HOUR if time_limit else None, capacity_mAh_cm2=capacity,
+                         cathode_mass_mg=cathode_mass, reference_cycle=reference_cycle).to_dict()  # fmt: skip
+    except (ValueError, OSError) as e:
+        raise fail(str(e)) from None
+    if not _show(result, as_json):
+        headers, rows = table(result, all_rows=show_all)
+        cycles = Table(*headers)
+        for column in cycles.columns:
+            column.overflow = "fold"  # a narrow terminal folds units and values, never cuts them
+        for row in rows:
+            cycles.add_row(*row)
+        out.print(cycles)
 
 
 def _show(result: dict[str, Any], as_json: bool) -> bool:

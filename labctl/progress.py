@@ -10,7 +10,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from labctl.engine.runner import Listeners
 
-_SHOWN_EVENTS = {"hard_short", "soft_short", "contact_loss", "fault"}
+_SHOWN_EVENTS = {"hard_short", "soft_short", "contact_loss", "fault", "operator_action", "crystal_life_low",
+                 "crystal_failure"}
 
 
 class TerminalProgress:

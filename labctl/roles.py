@@ -22,12 +22,15 @@ class CyclerReading:
     discharge_capacity_Ah: float
     status: str  # the instrument's own word for its state, e.g. "Charge", "Rest", "Unsafe"
     segment_active: bool  # the last commanded segment is still running
-    end_reason: str | None = None  # why the last segment ended: "time", "charge", "voltage_high", "voltage_low"
+    # why the last segment ended: "time", "charge", "voltage_high", "voltage_low" (constant current) or "time",
+    # "current_low" (constant voltage: |I| fell to until_current_A); None while it runs or when the status says why
+    end_reason: str | None = None
 
 
 @runtime_checkable
 class CyclerChannel(Protocol):
-    """A channel that can pass a constant current under limits, rest, and report readings."""
+    """A channel that can pass a constant current or hold a constant voltage under limits, rest, and report
+    readings."""
 
     def identity(self) -> dict[str, str]:
         """Make, model, serial number, channel: recorded in every run's metadata."""
@@ -47,6 +50,19 @@ class CyclerChannel(Protocol):
         until_charge_Ah: float | None = None,
     ) -> None:
         """Start a constant-current segment that the instrument itself ends at the first limit reached."""
+        ...
+
+    def apply_voltage(
+        self,
+        voltage_V: float,
+        *,
+        max_current_A: float,
+        until_time_s: float | None = None,
+        until_current_A: float | None = None,
+    ) -> None:
+        """Start a constant-voltage segment: hold ``voltage_V`` with |I| clamped to ``max_current_A`` (the voltage
+        sags while the clamp holds the current), until the instrument ends it at the first limit reached: step
+        time ``until_time_s``, or |I| fallen to ``until_current_A`` (end reason "current_low"); None = no limit."""
         ...
 
     def rest(self) -> None:
@@ -97,5 +113,48 @@ class ImpedanceAnalyzer(Protocol):
         """The impedance of the point triggered at ``frequency_Hz`` (ohm; Z = Z' + jZ''), re-reading stale
         results of an earlier point, never returning them."""
         ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RateReading:
+    """One reading of a quartz-crystal rate monitor's sensor, for the film programmed on it."""
+
+    rate_A_s: float  # deposition rate at the substrate (tooling applied), Å/s
+    thickness_nm: float  # film thickness at the substrate since the last zero
+    frequency_Hz: float  # the crystal's resonance frequency; it falls as mass lands on the crystal
+    crystal_life_pct: float  # what is left of the crystal's usable frequency range
+    crystal_failed: bool  # the crystal no longer oscillates: rate and thickness mean nothing
+
+
+@runtime_checkable
+class RateMonitor(Protocol):
+    """A quartz-crystal monitor: programmed with the film, zeroed, read while a layer grows, and (where its
+    shutter relay is wired to the source shutter) opening and closing the shutter."""
+
+    shutter_control: bool  # False: the operator opens and closes the shutter by hand
+
+    def identity(self) -> dict[str, str]: ...
+
+    def set_film(self, *, name: str, density_g_cm3: float, z_ratio: float, tooling_pct: float,
+                 final_thickness_nm: float) -> None:
+        """Program the film and make it active; the monitor closes its shutter at ``final_thickness_nm`` by
+        itself (0: never)."""
+        ...
+
+    def zero(self) -> None:
+        """Zero thickness, rate and the deposition timer."""
+        ...
+
+    def open_shutter(self) -> None:
+        """Start the layer (only with ``shutter_control``)."""
+        ...
+
+    def close_shutter(self) -> None:
+        """End the layer (only with ``shutter_control``)."""
+        ...
+
+    def read(self) -> RateReading: ...
 
     def close(self) -> None: ...

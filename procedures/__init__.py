@@ -2,9 +2,25 @@
 
 from labctl.procedures.base import LabProcedure, ParameterError
 from labctl.procedures.ccd import CCDProcedure
+from labctl.procedures.ce import CyclingCEProcedure, ReservoirCEProcedure
+from labctl.procedures.deposition import DepositionProcedure
 from labctl.procedures.eis import EISProcedure
+from labctl.procedures.fullcell import (
+    ChargingCCDProcedure,
+    FullCellProcedure,
+    HalfDepthProcedure,
+    RateCapabilityProcedure,
+)  # fmt: skip
+from labctl.procedures.hold import HoldProcedure
 from labctl.procedures.insitu_eis import InSituEISProcedure
 
-PROCEDURES: dict[str, type[LabProcedure]] = {p.NAME: p for p in (CCDProcedure, EISProcedure, InSituEISProcedure)}
+PROCEDURES: dict[str, type[LabProcedure]] = {
+    p.NAME: p
+    for p in (
+        CCDProcedure, EISProcedure, InSituEISProcedure, ReservoirCEProcedure, CyclingCEProcedure,
+        FullCellProcedure, HalfDepthProcedure, RateCapabilityProcedure, ChargingCCDProcedure, HoldProcedure,
+        DepositionProcedure,
+    )
+}  # fmt: skip
 
-__all__ = ["PROCEDURES", "CCDProcedure", "EISProcedure", "InSituEISProcedure", "LabProcedure", "ParameterError"]
+__all__ = ["PROCEDURES", "LabProcedure", "ParameterError"]

@@ -42,6 +42,8 @@ class LabProcedure(Procedure):
     temperature = FloatParameter("Temperature", units="°C", minimum=-100, maximum=300, default=25.0)
     pressure = FloatParameter("Stack pressure", units="MPa", minimum=0, maximum=1000, default=0.0,
                               description="Stack pressure during the test; 0 if not recorded")
+    film_run = Parameter("Film run", default="",
+                         description="Run id of the deposition run that made the interlayer ('' if none)")
 
     bench: Any = None
 
@@ -62,7 +64,7 @@ class LabProcedure(Procedure):
     def cell(self) -> dict[str, Any]:
         return {
             "id": self.cell_id, "interlayer": self.interlayer, "area_cm2": self.area_cm2,
-            "temperature_C": self.temperature, "pressure_MPa": self.pressure,
+            "temperature_C": self.temperature, "pressure_MPa": self.pressure, "film_run": self.film_run,
         }  # fmt: skip
 
     def estimated_duration_s(self) -> float:

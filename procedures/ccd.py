@@ -26,7 +26,9 @@ from pymeasure.experiment import FloatParameter, IntegerParameter, ListParameter
 from labctl.analysis.ccd import CCDAnalyzer
 from labctl.procedures.base import ParameterError
 from labctl.procedures.cycling import CyclingProcedure
+from labctl.roles import CyclerReading
 from labctl.units import SECONDS_PER_HOUR, charge_Ah, current_A
+
 
 @dataclass(frozen=True)
 class HalfCycle:
@@ -41,6 +43,7 @@ class CCDProcedure(CyclingProcedure):
 
     NAME = "ccd"
     ROLES = ("cycler",)
+    FIRST_WAITS_S = ()  # evenly spaced samples: the short detector's windows count samples
 
     variant = ListParameter("Variant", choices=["fixed-time", "fixed-capacity"], default="fixed-time")
     start_density = FloatParameter("Start current density", units="mA/cm²", minimum=0.001, maximum=100, default=0.1)
@@ -64,7 +67,7 @@ class CCDProcedure(CyclingProcedure):
                                  f"{self.start_density:g} mA/cm²; raise it or lower start_density")
 
     def levels(self) -> list[float]:
-        n = int(math.floor((self.stop_density - self.start_density) / self.density_step + 1e-9)) + 1
+        n = math.floor((self.stop_density - self.start_density) / self.density_step + 1e-9) + 1
         return [round(self.start_density + k * self.density_step, 9) for k in range(n)]
 
     def half_cycles(self) -> list[HalfCycle]:
@@ -91,7 +94,6 @@ class CCDProcedure(CyclingProcedure):
         self.emit("event", {"kind": "test_started", "planned_half_cycles": len(self.half_cycles())})
 
     def execute(self) -> None:
-        self._step_count = 0
         for half in self.half_cycles():
             self._run_half_cycle(half)
             if self.analyzer.failure or self.should_stop():
@@ -100,24 +102,16 @@ class CCDProcedure(CyclingProcedure):
         self._report()
 
     def _run_half_cycle(self, half: HalfCycle) -> None:
-        self._step_count += 1
         current = current_A(half.density_mA_cm2, self.area_cm2)
-        self.cycler.apply_current(current, max_voltage_V=self.voltage_limit, min_voltage_V=-self.voltage_limit,
-                                  until_time_s=half.until_time_s, until_charge_Ah=half.until_charge_Ah)
-        self.emit("event", {"kind": "segment_started", "step": self._step_count, "cycle": half.cycle,
-                            "current_density_mA_cm2": half.density_mA_cm2, "current_A": current})
-        while not self.should_stop():
-            self.clock.wait(self.sample_interval)
-            reading = self.cycler.read()
-            self.record(reading, cycle=half.cycle, step=self._step_count, density_mA_cm2=half.density_mA_cm2)
-            if self._findings(self.analyzer.add(reading.test_time_s, reading.voltage_V, reading.current_A,
-                                                self._step_count, half.cycle)):
-                return
-            if not reading.segment_active:
-                self.emit("event", {"kind": "segment_ended", "step": self._step_count, "reason": reading.end_reason,
-                                    "test_time_s": reading.test_time_s})
-                self._findings(self.analyzer.end_segment(reading.end_reason))
-                return
+        reading = self.run_segment(lambda: self.cycler.apply_current(
+            current, max_voltage_V=self.voltage_limit, min_voltage_V=-self.voltage_limit,
+            until_time_s=half.until_time_s, until_charge_Ah=half.until_charge_Ah),
+            cycle=half.cycle, density_mA_cm2=half.density_mA_cm2, label=f"{half.density_mA_cm2:+g} mA/cm²")  # fmt: skip
+        if not reading.segment_active and self.analyzer.failure is None:
+            self._findings(self.analyzer.end_segment(reading.end_reason))
+
+    def observe(self, reading: CyclerReading, cycle: int, step: int) -> bool:
+        return self._findings(self.analyzer.add(reading.test_time_s, reading.voltage_V, reading.current_A, step, cycle))
 
     def _findings(self, findings: list) -> bool:
         """Record detector findings as events; True when one of them ends the test."""
@@ -128,11 +122,11 @@ class CCDProcedure(CyclingProcedure):
     def _report(self) -> None:
         result = self.analyzer.result().to_dict()
         result["headline"] = headline(result)
-        result["short"] = short_headline(result)
+        result["brief"] = brief(result)
         self.emit("result", result)
 
 
-def short_headline(result: dict) -> str:
+def brief(result: dict) -> str:
     """A few words for run lists: 'CCD 0.6 mA/cm² (hard short)' or 'no failure to 3 mA/cm²'."""
     if result.get("failure_mode") and result.get("ccd_mA_cm2") is None:
         return f"{result['failure_mode'].replace('_', ' ')} before any current flowed"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from labctl.procedures.base import LabProcedure
 from labctl.roles import CyclerReading
@@ -12,6 +13,10 @@ BDF_COLUMNS = [
     "Charging Capacity / Ah", "Discharging Capacity / Ah",
 ]  # fmt: skip
 UNSAFE_STATUSES = {"Unsafe", "Error", "DAQ Memory Unsafe"}
+# The first samples of a segment come at 1, 2, 4, 8 and 16 s, then every sample interval: a nucleation dip
+# (≈0.01 mAh/cm², tens of seconds at 1 mA/cm²) and the ohmic step are caught without sampling a week-long test
+# every second.
+FIRST_WAITS_S = (1.0, 1.0, 2.0, 4.0, 8.0)
 
 
 class InstrumentFault(RuntimeError):
@@ -22,6 +27,7 @@ class CyclingProcedure(LabProcedure):
     """A procedure on the cycler role. ``shutdown`` always leaves the channel at rest, then idle."""
 
     DATA_COLUMNS = BDF_COLUMNS
+    FIRST_WAITS_S: tuple[float, ...] = FIRST_WAITS_S
 
     def begin_cycling(self) -> None:
         self.cycler = self.bench.cycler
@@ -49,3 +55,28 @@ class CyclingProcedure(LabProcedure):
         self.emit("status", {"test_time_s": r.test_time_s, "voltage_V": r.voltage_V, "current_A": r.current_A,
                              "density_mA_cm2": density_mA_cm2, "cycle": cycle})
         self.emit("progress", min(100.0, 100.0 * r.test_time_s / self._total_s))
+
+    def run_segment(self, start: Callable[[], None], *, cycle: int, density_mA_cm2: float, label: str) -> CyclerReading:
+        """Start a segment with ``start`` (an ``apply_current``/``apply_voltage`` call), then sample it until it
+        ends, a stop is requested or ``observe`` ends the test. ``Step Count`` goes up by one per segment."""
+        self.step_count = getattr(self, "step_count", 0) + 1
+        start()
+        self.emit("event", {"kind": "segment_started", "step": self.step_count, "cycle": cycle, "label": label,
+                            "current_density_mA_cm2": density_mA_cm2})
+        waits = iter(self.FIRST_WAITS_S)
+        reading = self.cycler.read()
+        while not self.should_stop():
+            self.clock.wait(min(next(waits, self.sample_interval), self.sample_interval))
+            reading = self.cycler.read()
+            self.record(reading, cycle=cycle, step=self.step_count, density_mA_cm2=density_mA_cm2)
+            if self.observe(reading, cycle, self.step_count):
+                break
+            if not reading.segment_active:
+                self.emit("event", {"kind": "segment_ended", "step": self.step_count, "label": label,
+                                    "reason": reading.end_reason, "test_time_s": reading.test_time_s})
+                break
+        return reading
+
+    def observe(self, reading: CyclerReading, cycle: int, step: int) -> bool:
+        """Look at one stored reading; True ends the test (e.g. a detected short). Default: nothing to see."""
+        return False

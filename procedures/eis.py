@@ -11,6 +11,8 @@ Kramers–Kronig (Lin-KK) check with pass/fail.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pymeasure.experiment import FloatParameter, IntegerParameter, Parameter
 
 from labctl.analysis.eis import analyze_spectrum
@@ -54,7 +56,7 @@ class EISProcedure(SpectrumParameters, LabProcedure):
 
     NAME = "eis"
     ROLES = ("impedance",)
-    DATA_COLUMNS = ["Frequency / Hz", "Real Impedance / ohm", "Imaginary Impedance / ohm"]
+    DATA_COLUMNS: ClassVar[list[str]] = ["Frequency / Hz", "Real Impedance / ohm", "Imaginary Impedance / ohm"]
 
     start_frequency = FloatParameter("Start frequency", units="Hz", minimum=1e-5, maximum=3.2e7, default=1e6)
     stop_frequency = FloatParameter("Stop frequency", units="Hz", minimum=1e-5, maximum=3.2e7, default=0.1)

@@ -7,6 +7,11 @@ checked on the cell's noise-free voltage after every substep and at once wheneve
 (transitions that take no time), and the clock lands exactly on time and charge limits because the channel
 tells it how far away they are. Readings report the cell's measured voltage (with noise).
 
+A constant-voltage step sets the current from the cell's ``current_at(voltage)`` on entry, whenever a
+meta-variable changes and after every substep, clamped to the step's |I| limit (a clamped channel passes the
+clamp current and the voltage sags: constant current at the clamp). Each substep passes the current set at
+its start, so the capacity counters and the cell see the same charge.
+
 Callers hold the clock's lock around every method: the clock does so while it integrates, and the CTI server
 does so while it handles a command.
 """
@@ -15,12 +20,21 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from labctl.drivers.arbin.messages import META_CODES, ChannelStatus
 from labctl.sim_instruments.arbin_schedules import (
-    END, MV_EQUALS, STEP_CHARGE, STEP_TIME, VOLTAGE_HIGH, VOLTAGE_LOW, Limit, Schedule, Step,
+    CURRENT_LOW,
+    END,
+    MV_EQUALS,
+    STEP_CHARGE,
+    STEP_TIME,
+    VOLTAGE_HIGH,
+    VOLTAGE_LOW,
+    Limit,
+    Schedule,
+    Step,
 )  # fmt: skip
 from labctl.sim_instruments.clock import VirtualClock
 
@@ -35,7 +49,12 @@ INF = math.inf
 
 
 class Cell(Protocol):
-    """The physics the channel drives. Current in A (positive charges), time in s, voltage in V."""
+    """The physics the channel drives. Current in A (positive charges), time in s, voltage in V.
+
+    A cell that can be held at a constant voltage also has ``current_at(voltage_V) -> float``: the noise-free
+    current whose terminal voltage is ``voltage_V`` now. Without it a constant-voltage step makes the channel
+    Unsafe.
+    """
 
     def advance(self, current_A: float, dt_s: float) -> None: ...
 
@@ -74,6 +93,7 @@ class ArbinChannel:
         self.charge_Wh = self.discharge_Wh = 0.0
         self.dv_dt = 0.0
         self._step: Step | None = None
+        self._hold: tuple[Callable[[float], float], float, float] | None = None  # current_at, V, clamp A
         self._voltage = 0.0  # noise-free, at the last evaluation
         self._idle_since = clock.now  # the cell has rested at open circuit since (integrated lazily)
 
@@ -176,7 +196,11 @@ class ArbinChannel:
         cell.advance(current, dt)
         self.test_time_s += dt
         self.step_time_s += dt
-        v = cell.voltage(current)
+        if self._hold is None:
+            v = cell.voltage(current)
+        else:
+            self._set_current(self._held_current())
+            v = cell.voltage(self.current_A)
         if current:
             dq = current * dt / 3600.0
             self.step_charge_Ah += dq
@@ -194,6 +218,8 @@ class ArbinChannel:
     # --- the schedule ---
 
     def _evaluate(self) -> bool:
+        if not self.running:  # entering a constant-voltage step on a cell that cannot hold a voltage stopped it
+            return True
         assert self.cell is not None
         self._voltage = self.cell.voltage(self.current_A)
         return self._check(self._voltage)
@@ -239,6 +265,8 @@ class ArbinChannel:
                 reached = self.step_time_s >= threshold - TIME_TOLERANCE_S
             elif kind == STEP_CHARGE:
                 reached = abs(self.step_charge_Ah) >= threshold * (1.0 - CHARGE_TOLERANCE)
+            elif kind == CURRENT_LOW:
+                reached = abs(self.current_A) <= threshold
             else:
                 raise ValueError(f"schedule {self.schedule_name!r}: unknown limit kind {kind!r}")
             if reached:
@@ -259,7 +287,36 @@ class ArbinChannel:
     def _apply_step_current(self) -> None:
         step = self._step
         assert step is not None
+        self._hold = None
+        if step.voltage_mv is not None:
+            self._begin_hold(step)
+            return
         current = step.current_A if step.current_mv is None else self.mvs.get(step.current_mv, 0.0)
+        self._set_current(current)
+
+    def _begin_hold(self, step: Step) -> None:
+        """Hold the step's voltage: set the current it draws now (clamped), or go Unsafe if the cell cannot."""
+        assert self.cell is not None and step.voltage_mv is not None
+        current_at = getattr(self.cell, "current_at", None)
+        if current_at is None:
+            self._go_idle(ChannelStatus.UNSAFE)
+            self.exit_condition = "CV:CellHasNoCurrentAt"
+            log.error("channel %d: step %d %r holds a constant voltage, but the simulated cell (%s) has no "
+                      "current_at(voltage_V), so no current can be found for it; channel Unsafe, current off",
+                      self.number, self.step_number, step.name, type(self.cell).__name__)
+            return
+        clamp = INF if step.clamp_mv is None else abs(self.mvs.get(step.clamp_mv, 0.0))
+        self._hold = (current_at, self.mvs.get(step.voltage_mv, 0.0), clamp)
+        self._set_current(self._held_current())
+
+    def _held_current(self) -> float:
+        """The current that holds the step's voltage now, clamped to +-clamp."""
+        assert self._hold is not None
+        current_at, setpoint_V, clamp_A = self._hold
+        held = current_at(setpoint_V)
+        return clamp_A if held > clamp_A else -clamp_A if held < -clamp_A else held
+
+    def _set_current(self, current: float) -> None:
         self.current_A = current
         if current > 0:
             self.status = ChannelStatus.CHARGE
@@ -277,6 +334,7 @@ class ArbinChannel:
     def _go_idle(self, status: ChannelStatus) -> None:
         self.running = False
         self.current_A = 0.0
+        self._hold = None
         self.status = status
         self._idle_since = self._clock.now  # during an advance: the end of the substep just integrated
         self._clock.unregister(self)

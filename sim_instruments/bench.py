@@ -1,8 +1,10 @@
-"""One simulated bench: a virtual clock with its control channel, an emulated Arbin cycler and an emulated
-Solartron 1260 impedance analyzer on the cell of one cycler channel.
+"""One simulated bench: a virtual clock with its control channel, an emulated Arbin cycler, an emulated
+Solartron 1260 impedance analyzer on the cell of one cycler channel, and an emulated INFICON SQM-160 rate monitor
+watching a deposition.
 
-Everything listens on 127.0.0.1 (free ports); :meth:`SimBench.config` is the bench config that points labctl's
-real drivers at the emulators, so a simulated run exercises the same code path as a run in the lab.
+Everything listens on 127.0.0.1 (free ports), the rate monitor on a pseudo-terminal; :meth:`SimBench.config` is the
+bench config that points labctl's real drivers at the emulators, so a simulated run exercises the same code path as
+a run in the lab.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from labctl.sim_instruments.arbin_channel import Cell
 from labctl.sim_instruments.arbin_server import ArbinEmulator
 from labctl.sim_instruments.clock import ClockServer, VirtualClock
 from labctl.sim_instruments.si1260_server import ImpedanceCell, Si1260Emulator
+from labctl.sim_instruments.sqm160 import MonitorSetup, SQM160Emulator
 from labctl.sim_instruments.tcp import TcpServer
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,7 @@ class SimBench:
     While nobody steps the clock it runs free at wall time x ``speed`` (None: time moves only when stepped).
     ``username``/``password`` are the cycler's CTI credentials. The impedance analyzer measures the cell of
     cycler channel ``impedance_channel`` (two instruments on one cell, as in in-situ EIS); None leaves it out.
+    ``rate_monitor`` sets up an SQM-160 rate monitor's source and crystal; None (the default) leaves it out.
     The servers start here; use the bench as a context manager, or call :meth:`close`.
     """
 
@@ -42,6 +46,7 @@ class SimBench:
         username: str = "admin",
         password: str = "000000",
         impedance_channel: int | None = 1,
+        rate_monitor: MonitorSetup | None = None,
     ) -> None:
         if channels < 1:
             raise ValueError(f"channels must be at least 1, not {channels}")
@@ -56,13 +61,16 @@ class SimBench:
             raise ValueError(f"the cell of channel {impedance_channel} ({type(measured).__name__}) has no impedance "
                              "model (measured_impedance); pass impedance_channel=None for a bench without analyzer")
         self.impedance_channel = impedance_channel
-        started: list[TcpServer] = []
+        started: list[TcpServer | SQM160Emulator] = []
         try:
             self.cycler = ArbinEmulator(self.clock, cells, channels=channels, username=username, password=password)
             started.append(self.cycler)
             self.impedance = Si1260Emulator(self.clock, measured) if measured is not None else None
             if self.impedance is not None:
                 started.append(self.impedance)
+            self.rate_monitor = SQM160Emulator(self.clock, rate_monitor) if rate_monitor is not None else None
+            if self.rate_monitor is not None:
+                started.append(self.rate_monitor)
             self.clock_server = ClockServer(self.clock)
         except BaseException:
             for server in started:
@@ -82,7 +90,8 @@ class SimBench:
 
     def config(self) -> dict[str, Any]:
         """The bench config (as parsed from TOML) that reaches these emulators; the cycler role is channel 1,
-        the impedance role (if any) a PyVISA socket resource opened with pyvisa-py."""
+        the impedance role (if any) a PyVISA socket resource opened with pyvisa-py, the rate monitor (if any) sensor
+        1 on its pseudo-terminal as a PyVISA serial resource."""
         addresses = self.addresses()
         roles: dict[str, Any] = {
             "cycler": {
@@ -99,6 +108,13 @@ class SimBench:
                 "resource": f"TCPIP::{host}::{port}::SOCKET",
                 "options": {"visa_library": "@py"},
             }
+        if self.rate_monitor is not None:
+            roles["rate_monitor"] = {
+                "driver": "inficon-sqm160",
+                "resource": f"ASRL{self.rate_monitor.port}::INSTR",
+                "channel": 1,
+                "options": {"visa_library": "@py", "shutter_control": self.rate_monitor.setup.shutter_wired},
+            }
         return {"name": "sim", "clock": {"kind": "sim", "resource": addresses["clock"]}, "roles": roles}
 
     def config_toml(self) -> str:
@@ -111,6 +127,8 @@ class SimBench:
         self.clock_server.close()
         if self.impedance is not None:
             self.impedance.close()
+        if self.rate_monitor is not None:
+            self.rate_monitor.close()
         self.cycler.close()
 
     def __enter__(self) -> SimBench:

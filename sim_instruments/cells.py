@@ -35,6 +35,7 @@ import logging
 import math
 import random
 
+from labctl.sim_instruments.measurement import Measured
 from labctl.sim_instruments.presets import InterlayerPreset, get_preset
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,6 @@ MAX_VOID_FRACTION = 0.95
 HARD_SHORT_OHM = (0.5, 5.0)  # drawn log-uniformly
 SOFT_SHORT_OPEN_OHM = 1e5  # a dissolving filament this resistive no longer matters: the cell is intact again
 SOFT_SHORT_DISSOLVE_mAh_cm2 = 0.002  # stripped charge per e-fold of R_short (≈0.02 mAh/cm² to recover)
-NOISE_FLOOR_V = 2e-4
-NOISE_FRACTION = 2e-3
 # Impedance (science.md §4.4). Time constants: bulk ≈ 3e-8 s (LLZO, 5.5 MHz), so the high-frequency intercept is
 # R_b; constriction 1e-6 s (160 kHz), between bulk and charge transfer (Eckhardt 2023); charge transfer ≥ 2e-6 s.
 CPE_EXPONENT = 0.85
@@ -59,15 +58,16 @@ CONSTRICTION_TIME_S = 1e-6
 CONSTRICTION_EXPONENT = 0.9
 WARBURG_TIME_S = 100.0
 SHORT_INDUCTANCE_H = 5e-8  # the filament and leads: a short's spectrum is flat but for this
-IMPEDANCE_NOISE_FRACTION = 2e-3  # rms of the complex measurement error, relative to |Z|
 # Void growth feeds back on itself through j_loc; substeps this short keep its Heun integration step-size
 # independent. Everything else is integrated exactly or over substeps bounded by the refill rate.
 _VOID_SUBSTEP_S = 5.0
 _REFILL_SUBSTEP = 0.1  # at most this many e-folds of refill per substep while the plating side has voids
 _VOID_NEGLIGIBLE = 1e-4
+_CV_RTOL = 1e-12  # current_at solves voltage(I) = V to this relative error in V
+_CV_MAX_ITERATIONS = 40  # Newton needs <= 5 (presets, 10 mV-4.2 V, voids to 0.9, soft shorts); bisection: fallback
 
 
-class SymmetricCell:
+class SymmetricCell(Measured):
     """A simulated Li|SE|Li symmetric cell with the interlayer ``preset`` on both interfaces.
 
     ``area_cm2`` is the electrode area; ``bulk_resistance_ohm`` defaults to 50 ohm scaled to that area (same
@@ -93,8 +93,7 @@ class SymmetricCell:
         self._area = area_cm2
         self._r_b = BULK_ASR_OHM_CM2 / area_cm2 if bulk_resistance_ohm is None else bulk_resistance_ohm
         self._events = random.Random(seed)
-        self._noise = random.Random(seed + 1)
-        self._eis_noise = random.Random(seed + 2)
+        self._seed_noise(seed)
 
         # Parameters in A/cm², C/cm², 1/s.
         self._two_j0 = 2 * _THERMAL_VOLTAGE_V / p.interface_asr_ohm_cm2
@@ -213,10 +212,65 @@ class SymmetricCell:
             return v * r_abs / (r_abs + abs(v))
         return v
 
-    def measured_voltage(self, current_A: float) -> float:
-        """Terminal voltage with measurement noise (0.2 mV + 0.2 % of |V|, Gaussian), V."""
-        v = self.voltage(current_A)
-        return v + self._noise.gauss(0.0, NOISE_FLOOR_V + NOISE_FRACTION * abs(v))
+
+    def current_at(self, voltage_V: float) -> float:
+        """Noise-free current, A, whose terminal voltage (:meth:`voltage`) is ``voltage_V`` now: what a channel
+        holding that voltage passes. Zero inside the nucleation overpotential, which |V| jumps to as |I| leaves 0.
+
+        In each direction |V| rises with |I| and is concave (ohmic + asinh + a constant; a soft short's parallel
+        sum keeps both), so Newton's method from a point below the root climbs to it without overshooting, in
+        3-5 steps; the bracket [0, |V|·(1/R_b + 1/R_short)] (|V| >= |I|·R_b ‖ R_short) guards against rounding.
+        """
+        if self._short == "hard":
+            return voltage_V / self._r0_short
+        if voltage_V == 0:
+            return 0.0
+        sign = 1 if voltage_V > 0 else -1
+        target = abs(voltage_V)
+        r_short = self.short_resistance_ohm
+        branch = self._branch(sign)
+        low, high = 0.0, target * (1 / self._r_b + 1 / r_short)
+        if self._short is None:
+            v0, slope0 = self._magnitude_and_slope(0.0, branch, r_short)
+            if v0 >= target:
+                return 0.0
+            x = (target - v0) / slope0  # the tangent at I = 0 lies above the concave |V|(|I|)
+        else:
+            x = target / r_short  # |V| <= |I|·R_short
+        for _ in range(_CV_MAX_ITERATIONS):
+            v, slope = self._magnitude_and_slope(x, branch, r_short)
+            error = v - target
+            if abs(error) <= _CV_RTOL * target:
+                break
+            if error > 0:
+                high = x
+            else:
+                low = x
+            x -= error / slope
+            if not low < x < high:
+                x = 0.5 * (low + high)
+        return sign * x
+
+    def _branch(self, sign: int) -> tuple[float, float, float, float]:
+        """What :meth:`_intact_voltage` holds fixed for current of sign ``sign`` now: series resistance (ohm), the
+        stripping and plating sides' 2·j0·(1-θ) (A/cm²) and the nucleation overpotential (V)."""
+        th_strip, th_plate = (self._theta[0], self._theta[1]) if sign > 0 else (self._theta[1], self._theta[0])
+        q = self._q_since_reversal if sign == self._last_sign else 0.0
+        return (self._r_b * (1 + th_strip / (1 - th_strip) + th_plate / (1 - th_plate)),
+                (1 - th_strip) * self._two_j0, (1 - th_plate) * self._two_j0,
+                self._preset.nucleation_overpotential_V * math.exp(-q / self._q_n))
+
+    def _magnitude_and_slope(self, x: float, branch: tuple[float, float, float, float],
+                             r_short: float) -> tuple[float, float]:
+        """|V| and d|V|/d|I| (ohm) at |I| = ``x`` A on ``branch``: :meth:`voltage`'s model, differentiated."""
+        r, a_strip, a_plate, eta_nucleation = branch
+        j = x / self._area
+        f = x * r + self._bv_V * (math.asinh(j / a_strip) + math.asinh(j / a_plate)) + eta_nucleation
+        df = r + self._bv_V / self._area * (1 / math.hypot(j, a_strip) + 1 / math.hypot(j, a_plate))
+        if self._short != "soft":
+            return f, df
+        v = 1 / (1 / f + 1 / (r_short * x))  # the chord-resistance parallel sum of voltage()
+        return v, v * v * (df / (f * f) + 1 / (r_short * x * x))
 
     # -- impedance ------------------------------------------------------------------------------------------
     def impedance(self, frequency_Hz: float) -> complex:
@@ -233,11 +287,6 @@ class SymmetricCell:
             return z * filament / (z + filament)
         return z
 
-    def measured_impedance(self, frequency_Hz: float) -> complex:
-        """:meth:`impedance` as an analyzer measures it: plus complex Gaussian noise whose rms is 0.2 % of |Z|."""
-        z = self.impedance(frequency_Hz)
-        sigma = IMPEDANCE_NOISE_FRACTION / math.sqrt(2) * abs(z)  # per component
-        return z + complex(self._eis_noise.gauss(0.0, sigma), self._eis_noise.gauss(0.0, sigma))
 
     def _ionic_impedance(self, omega: float) -> complex:
         jw = 1j * omega

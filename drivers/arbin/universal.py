@@ -4,30 +4,42 @@ MITS Pro cannot receive a new schedule step over CTI, so labctl runs one schedul
 (how to build it: docs/arbin-universal-schedule.md), whose steps read setpoint, limits and mode from
 meta-variables that labctl sets with SET_MV:
 
-    MV_UD1 mode: 0 idle at rest, 1 constant current, 9 end the test (2, constant voltage, is reserved)
-    MV_UD2 current setpoint, A (positive charges)    MV_UD3 upper voltage limit, V
-    MV_UD4 lower voltage limit, V                    MV_UD5 step time limit, s (0 = none)
-    MV_UD6 charge limit, Ah of |charge| passed in the step (0 = none)
+    MV_UD1 mode: 0 idle at rest, 1 constant current, 2 constant voltage, 9 end the test
+    MV_UD2 current setpoint, A (positive charges); in constant voltage the |I| clamp, A (> 0)
+    MV_UD3 upper voltage limit, V                    MV_UD4 lower voltage limit, V
+    MV_UD5 step time limit, s (0 = none)             MV_UD6 charge limit, Ah of |charge| in the step (0 = none)
+    MV_UD7 voltage setpoint, V                       MV_UD8 hold ends when |I| <= this, A (0 = none)
 
-Steps: 1 "Idle" (rest) -> 2 "Constant current" when MV_UD1 = 1; step 2 -> 4 "Segment done" (rest) at the
-first limit; 2 -> 1 when MV_UD1 = 0; 1 or 4 end the test when MV_UD1 = 9; 4 -> 1 when MV_UD1 = 0.
+Steps: 1 "Idle" (rest) -> 2 "Constant current" when MV_UD1 = 1, -> 3 "Constant voltage" when MV_UD1 = 2;
+step 2 or 3 -> 4 "Segment done" (rest) at the first limit (2: MV_UD3..6; 3: MV_UD5, MV_UD8); 2 or 3 -> 1 when
+MV_UD1 = 0; 1 or 4 end the test when MV_UD1 = 9; 4 -> 1 when MV_UD1 = 0.
 
 End of a segment, without trusting MITS's wording: a segment commanded at test time t_cmd has ended when
 the channel rests and its step time is shorter than (test time - t_cmd), i.e. it entered "Segment done"
-after the command; or it was seen passing current and now rests; or the test is no longer running. Why
-it ended is inferred from the reading against the commanded limits (time run, charge passed) first; the
-exit-condition text and then the current's direction are fallbacks.
+after the command; or it was seen passing current and now rests; or the test is no longer running. A held
+voltage that draws no current may read "Rest" in step 3, so for constant voltage neither "seen passing
+current" counts nor a step entered on MV_UD1 (the exit condition of the Idle -> 3 jump). Why it ended is
+inferred from the reading against the commanded limits (time run, charge passed) first; the exit-condition
+text and then the current's direction (constant voltage: the one limit left) are fallbacks.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from labctl.drivers.arbin.cti import ChannelInfo, CTIClient, CTIConnectionError, CTIError, CTIResultError
-from labctl.drivers.arbin.cti import check_float, check_text
+from labctl.drivers.arbin.cti import (
+    ChannelInfo,
+    CTIClient,
+    CTIConnectionError,
+    CTIError,
+    CTIResultError,
+    check_float,
+    check_text,
+)
 from labctl.drivers.arbin.messages import ChannelStatus
 from labctl.roles import CyclerReading
 
@@ -35,7 +47,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SCHEDULE = "labctl_universal.sdx"
 MV_MODE, MV_CURRENT, MV_MAX_VOLTAGE, MV_MIN_VOLTAGE, MV_TIME, MV_CHARGE = 1, 2, 3, 4, 5, 6
-MODE_IDLE, MODE_CONSTANT_CURRENT, MODE_END = 0.0, 1.0, 9.0
+MV_VOLTAGE, MV_CURRENT_LOW = 7, 8
+MODE_IDLE, MODE_CONSTANT_CURRENT, MODE_CONSTANT_VOLTAGE, MODE_END = 0.0, 1.0, 2.0, 9.0
 TIME_TOL_S = 1e-3  # test and step times are reported to the millisecond
 CHARGE_RTOL = 1e-3
 SET_MV_NOT_RUNNING = 0x12  # SET_MV result: channel not running
@@ -46,12 +59,14 @@ FAILED_AT_START = (ChannelStatus.UNSAFE, ChannelStatus.ERROR, ChannelStatus.DAQ_
 def reason_from_exit_condition(text: str) -> str | None:
     """Map an exit-condition text to an end reason, or None if it names none of the segment's limits.
 
-    Knows the emulator's wording ("StepTime>=Limit", "Charge>=Limit", "Voltage>=Limit", "Voltage<=Limit")
-    and limit equations such as "PV_CHAN_Voltage>=MV_UD3"; MITS's real wording is unconfirmed.
+    Knows the emulator's wording ("StepTime>=Limit", "Charge>=Limit", "Voltage>=Limit", "Voltage<=Limit",
+    "Current<=Limit") and limit equations such as "PV_CHAN_Voltage>=MV_UD3"; MITS's real wording is unconfirmed.
     """
     t = text.replace(" ", "").lower()
     if "steptime" in t or "step_time" in t:
         return "time"
+    if "current" in t and "<" in t:
+        return "current_low"
     if "voltage" in t:
         return "voltage_high" if ">" in t else "voltage_low" if "<" in t else None
     if "charge" in t or "capacity" in t:
@@ -61,15 +76,18 @@ def reason_from_exit_condition(text: str) -> str | None:
 
 @dataclass
 class _Segment:
-    """A commanded constant-current segment and what labctl has seen of it."""
+    """A commanded segment (constant current; constant voltage when ``voltage_V`` is set) and what labctl has
+    seen of it."""
 
-    current_A: float
-    max_voltage_V: float
-    min_voltage_V: float
+    current_A: float  # the setpoint; for constant voltage the |I| clamp
     until_time_s: float | None
-    until_charge_Ah: float | None
     t_cmd_s: float  # test time read just before the MV writes
     counters_Ah: float  # charge + discharge capacity counters at t_cmd
+    max_voltage_V: float = math.inf
+    min_voltage_V: float = -math.inf
+    until_charge_Ah: float | None = None
+    voltage_V: float | None = None
+    until_current_A: float | None = None
     seen_current: bool = False
     ended: bool = False
     end_reason: str | None = None
@@ -138,10 +156,7 @@ class UniversalScheduleChannel:
         high, low = check_float("max_voltage_V", max_voltage_V), check_float("min_voltage_V", min_voltage_V)
         if not high > low:
             raise ValueError(f"max_voltage_V = {high} V must be above min_voltage_V = {low} V")
-        limits = {"until_time_s": until_time_s, "until_charge_Ah": until_charge_Ah}
-        for name, value in limits.items():
-            if value is not None and not check_float(name, value) > 0:
-                raise ValueError(f"{name} = {value!r} must be > 0, or None for no limit")
+        _check_limits(until_time_s=until_time_s, until_charge_Ah=until_charge_Ah)
         self._require_test()
         info = self._client.channel_info(self._channel)
         self._set(MV_MODE, MODE_IDLE)  # back to Idle first, so no step runs on half-written limits
@@ -149,8 +164,39 @@ class UniversalScheduleChannel:
                              (MV_TIME, until_time_s or 0.0), (MV_CHARGE, until_charge_Ah or 0.0)):
             self._set(index, value)
         self._set(MV_MODE, MODE_CONSTANT_CURRENT)
-        self._segment = _Segment(current, high, low, until_time_s, until_charge_Ah, info.test_time_s,
-                                 info.charge_capacity_Ah + info.discharge_capacity_Ah)
+        self._segment = _Segment(current, until_time_s, info.test_time_s,
+                                 info.charge_capacity_Ah + info.discharge_capacity_Ah, max_voltage_V=high,
+                                 min_voltage_V=low, until_charge_Ah=until_charge_Ah)
+
+    def apply_voltage(
+        self,
+        voltage_V: float,
+        *,
+        max_current_A: float,
+        until_time_s: float | None = None,
+        until_current_A: float | None = None,
+    ) -> None:
+        """Hold ``voltage_V`` (V) with |I| clamped to ``max_current_A`` (A) until the schedule ends the segment at
+        its first limit: step time ``until_time_s`` (s), or |I| fallen to ``until_current_A`` (A); None = no limit.
+        """
+        voltage = check_float("voltage_V", voltage_V)
+        clamp = check_float("max_current_A", max_current_A)
+        if not clamp > 0:
+            raise ValueError(f"max_current_A = {max_current_A!r} must be > 0: the |I| clamp of the hold, A")
+        _check_limits(until_time_s=until_time_s, until_current_A=until_current_A)
+        if until_current_A is not None and until_current_A >= clamp:
+            raise ValueError(f"until_current_A = {until_current_A!r} A must be below max_current_A = {clamp!r} A, "
+                             "or the hold ends as soon as it starts")
+        self._require_test()
+        info = self._client.channel_info(self._channel)
+        self._set(MV_MODE, MODE_IDLE)  # back to Idle first, so no step runs on half-written limits
+        for index, value in ((MV_CURRENT, clamp), (MV_TIME, until_time_s or 0.0), (MV_VOLTAGE, voltage),
+                             (MV_CURRENT_LOW, until_current_A or 0.0)):
+            self._set(index, value)
+        self._set(MV_MODE, MODE_CONSTANT_VOLTAGE)
+        self._segment = _Segment(clamp, until_time_s, info.test_time_s,
+                                 info.charge_capacity_Ah + info.discharge_capacity_Ah, voltage_V=voltage,
+                                 until_current_A=until_current_A)
 
     def rest(self) -> None:
         """End any segment now (MV_UD1 = 0): zero current, the channel rests in "Idle"."""
@@ -242,16 +288,29 @@ class UniversalScheduleChannel:
         # A segment that ended at the very instant it was commanded leaves only the exit condition to tell.
         ended_at_once = abs(info.step_time_s - elapsed) <= TIME_TOL_S and bool(
             reason_from_exit_condition(info.exit_condition))
-        if seg.seen_current or entered_after_command or ended_at_once:
+        if seg.voltage_V is None:
+            ended = seg.seen_current or entered_after_command or ended_at_once
+        else:  # a hold drawing no current rests in step 3 too: it is over only if a limit, not MV_UD1, moved it
+            ended = ended_at_once or (entered_after_command and "mv_ud1" not in info.exit_condition.lower())
+        if ended:
             seg.ended, seg.end_reason = True, _end_reason(seg, info, elapsed - info.step_time_s)
             return False, seg.end_reason
         return True, None
+
+
+def _check_limits(**limits: float | None) -> None:
+    """ValueError naming the first limit that is neither None nor a number > 0."""
+    for name, value in limits.items():
+        if value is not None and not check_float(name, value) > 0:
+            raise ValueError(f"{name} = {value!r} must be > 0, or None for no limit")
 
 
 def _end_reason(seg: _Segment, info: ChannelInfo, ran_s: float) -> str | None:
     """Which limit ended the segment, from how long it ran (s) and the reading; text and sign are fallbacks."""
     if seg.until_time_s and ran_s >= seg.until_time_s - TIME_TOL_S:
         return "time"
+    if seg.voltage_V is not None:
+        return _hold_end_reason(seg, info)
     counters = info.charge_capacity_Ah + info.discharge_capacity_Ah
     measured = counters - seg.counters_Ah if counters >= seg.counters_Ah else counters  # fell: schedule reset them
     passed_Ah = max(measured, abs(seg.current_A) * ran_s / 3600.0)
@@ -263,3 +322,12 @@ def _end_reason(seg: _Segment, info: ChannelInfo, ran_s: float) -> str | None:
         return "voltage_low"
     # At rest the voltage has relaxed from the limit that ended the step.
     return reason_from_exit_condition(info.exit_condition) or ("voltage_high" if seg.current_A > 0 else "voltage_low")
+
+
+def _hold_end_reason(seg: _Segment, info: ChannelInfo) -> str | None:
+    """Why a constant-voltage segment ended before its time limit: the exit-condition text, else the one limit
+    left (the current limit if set; otherwise the time limit, however short it looks)."""
+    reason = reason_from_exit_condition(info.exit_condition)
+    if reason in ("time", "current_low"):
+        return reason
+    return "current_low" if seg.until_current_A else "time" if seg.until_time_s else None

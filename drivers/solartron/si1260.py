@@ -151,7 +151,7 @@ def parse_identity(reply: str) -> dict[str, str]:
     model = next((field for field in fields[:2] if "1260" in field), None)
     if model is None:
         raise SolartronError(f"*IDN? was answered {reply!r}, which is not a Solartron 1260; check the GPIB address")
-    serial_number, firmware = (fields[2:] + ["", ""])[:2]
+    serial_number, firmware = ([*fields[2:], "", ""])[:2]
     return {"make": "Solartron", "model": model, "serial_number": serial_number, "firmware": firmware}
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from labctl.bench import Bench
 from labctl.procedures.base import LabProcedure
 from labctl.store import RunFolder, Store
+from labctl.store.folder import time_series_metadata
 from labctl.store.registry import now_iso
 
 log = logging.getLogger(__name__)
@@ -144,19 +145,18 @@ def _metadata(run_id: str, procedure: LabProcedure, bench: Bench) -> dict[str, A
         "parameters": procedure.describe_parameters(),
         "cell": procedure.cell(),
         "bench": {"name": bench.name, "config": config},
-        "instruments": bench.identities(),
+        "instruments": {role: who for role, who in bench.identities().items() if role in procedure.ROLES},
         "software": {"labctl": version("labctl"), "pymeasure": version("pymeasure"),
                      "python": platform.python_version()},
         "estimated_duration_s": procedure.estimated_duration_s(),
-        "time_series": {"file": "timeseries.bdf.csv", "format": "Battery Data Format (BDF) CSV",
-                        "sign_convention": "positive current charges (strips the working electrode)"},
+        "time_series": time_series_metadata(list(procedure.DATA_COLUMNS)),
     }
 
 
 def _summary(outcome: RunOutcome) -> dict[str, Any]:
     result = outcome.result or {}
     headline = result.get("headline")
-    summary: dict[str, Any] = {"headline": headline, "short": result.get("short") or headline}
+    summary: dict[str, Any] = {"headline": headline, "brief": result.get("brief") or headline}
     if outcome.error:
         summary["error"] = outcome.error
     return summary

@@ -13,7 +13,7 @@ from pathlib import Path
 from labctl.store.folder import RunFolder
 from labctl.store.registry import Registry, RunRecord
 
-__all__ = ["RunFolder", "Registry", "RunRecord", "Store", "default_root"]
+__all__ = ["Registry", "RunFolder", "RunRecord", "Store", "default_root"]
 
 
 def default_root() -> Path:

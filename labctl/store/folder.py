@@ -1,6 +1,7 @@
 """One folder per run, readable without labctl.
 
-- ``timeseries.bdf.csv``: samples with Battery Data Format column names, appended as they arrive;
+- ``timeseries.bdf.csv``: samples with Battery Data Format column names, appended as they arrive (runs whose rows
+  have no voltage and current, such as a deposition log, write ``timeseries.csv`` with the same kind of header);
 - ``spectra.csv``: impedance spectra, a row per point with BDF impedance columns, keyed by spectrum index,
   test time, cycle and step (written only by runs that measure spectra);
 - ``events.jsonl``: one JSON object per line (segments, detections, faults, operator actions);
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 TIMESERIES = "timeseries.bdf.csv"
+PLAIN_TIMESERIES = "timeseries.csv"
+BDF_REQUIRED = ("Test Time / s", "Voltage / V", "Current / A")  # what BDF requires of every file (batterydf spec)
 EVENTS = "events.jsonl"
 METADATA = "metadata.json"
 RESULTS = "results.json"
@@ -42,6 +45,20 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def timeseries_name(columns: list[str]) -> str:
+    """The BDF file name only for rows that can be BDF: a time series without voltage and current must not claim
+    to be one."""
+    return TIMESERIES if all(c in columns for c in BDF_REQUIRED) else PLAIN_TIMESERIES
+
+
+def time_series_metadata(columns: list[str]) -> dict[str, Any]:
+    """How a run's metadata describes its time series file."""
+    if timeseries_name(columns) == TIMESERIES:
+        return {"file": TIMESERIES, "format": "Battery Data Format (BDF) CSV",
+                "sign_convention": "positive current charges (strips the working electrode)"}
+    return {"file": PLAIN_TIMESERIES, "format": "CSV with 'Quantity / unit' column names", "columns": columns}
+
+
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
@@ -52,6 +69,7 @@ class RunFolder:
     def __init__(self, path: Path, columns: list[str], *, flush_interval_s: float = 1.0) -> None:
         self.path = path
         self.columns = columns
+        self.timeseries = path / timeseries_name(columns)
         path.mkdir(parents=True, exist_ok=False)
         self._csv_file: Any = None  # the time series starts with the first sample (a lone spectrum has none)
         self._events = (path / EVENTS).open("a", encoding="utf-8")
@@ -61,7 +79,7 @@ class RunFolder:
     def append(self, row: dict[str, float | int]) -> None:
         """Write one sample; missing columns are left empty."""
         if self._csv_file is None:
-            self._csv_file = (self.path / TIMESERIES).open("w", encoding="utf-8", newline="")
+            self._csv_file = self.timeseries.open("w", encoding="utf-8", newline="")
             self._csv = csv.writer(self._csv_file, lineterminator="\n")
             self._csv.writerow(self.columns)
         self._csv.writerow([_cell(row.get(c)) for c in self.columns])

@@ -89,7 +89,7 @@ def fixed_time_ccd(top: float = 0.5, *, dt_s: float = 10.0, start: float = 0.1, 
                    nucleation_V: float = 0.0, rest_s: float = 0.0) -> Trace:
     """Levels ``start``..``top`` mA/cm2; fixed-time half-cycles, or fixed-capacity ones when
     ``half_cycle_mAh_cm2`` is given; ``rest_s`` of rest (its own step) after every half-cycle."""
-    levels = [round(start + k * step, 6) for k in range(int(round((top - start) / step)) + 1)]
+    levels = [round(start + k * step, 6) for k in range(round((top - start) / step) + 1)]
     cols: dict[str, list] = {k: [] for k in ("t", "v", "i", "step", "cycle", "j")}
     t0, step_no, cycle = 0.0, 0, 0
     for j in levels:
@@ -98,7 +98,7 @@ def fixed_time_ccd(top: float = 0.5, *, dt_s: float = 10.0, start: float = 0.1, 
             cycle += 1
             for sign in (1, -1):
                 step_no += 1
-                offsets = np.arange(1, int(round(duration / dt_s)) + 1) * dt_s
+                offsets = np.arange(1, round(duration / dt_s) + 1) * dt_s
                 plated = j * offsets / 3600  # mAh/cm2 since the step began
                 v = intact_voltage(j, asr_ohm_cm2) + nucleation_V * np.exp(-plated / 0.01)
                 _extend(cols, t0 + offsets, sign * v, sign * j * AREA_CM2 / 1000, step_no, cycle, sign * j)

@@ -33,7 +33,7 @@ def only_run(home):
 def test_ctrl_c_rests_the_channel_and_marks_the_run_aborted(tmp_path):
     proc = start_run(tmp_path, "-p", "sample_interval=1")
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     record = only_run(tmp_path)
     assert record.status == "aborted"

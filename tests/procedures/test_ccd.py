@@ -57,9 +57,9 @@ def test_default_run_from_the_cli_reports_ccd_and_leaves_a_valid_bdf_folder():
     offline = analyze_ccd(load_bdf_csv(series), metadata["cell"]["area_cm2"]).to_dict()
     for key in ("ccd_mA_cm2", "failure_mode", "j_last_pass_mA_cm2", "failure_cycle", "failure_time_h"):
         assert offline[key] == ccd[key]
-    listed, runs = run_cli("runs", "list", "--json")
+    _listed, runs = run_cli("runs", "list", "--json")
     assert [r["status"] for r in runs] == ["finished"]
-    shown, run = run_cli("runs", "show", out["run_id"], "--json")
+    _shown, run = run_cli("runs", "show", out["run_id"], "--json")
     assert run["results"]["ccd_mA_cm2"] == ccd["ccd_mA_cm2"]
 
 

@@ -244,6 +244,66 @@ def test_a_healed_cell_can_short_again():
     assert cell.shorted and cell.soft_short_count == 1
 
 
+# -- constant voltage: current_at --------------------------------------------------------------------------
+HOLD_VOLTAGES_V = (0.012, 0.03, 0.1, 0.5, 1.5, 4.2)
+
+
+def cells_in_states(name: str) -> dict[str, SymmetricCell]:
+    """Cells of preset ``name`` fresh, with voids opened by stripping, and just after a reversal."""
+    fresh = SymmetricCell(without_shorts(name))
+    voided = SymmetricCell(without_shorts(name))
+    voided.advance(amps(1.5 * voided.preset.critical_stripping_current_mA_cm2), 1800.0)
+    reversed_ = SymmetricCell(without_shorts(name))
+    reversed_.advance(amps(0.5), 1800.0)
+    reversed_.advance(-amps(0.5), 20.0)
+    return {"fresh": fresh, "voided": voided, "reversed": reversed_}
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_current_at_inverts_voltage(name):
+    """voltage(current_at(V)) = V in both directions, with voids and mid-nucleation, on every preset."""
+    for state, cell in cells_in_states(name).items():
+        assert max(cell.void_fraction) > 0 or state != "voided"
+        for v in HOLD_VOLTAGES_V + tuple(-v for v in HOLD_VOLTAGES_V):
+            current = cell.current_at(v)
+            assert math.copysign(1, current) == math.copysign(1, v), (state, v)
+            assert cell.voltage(current) == pytest.approx(v, rel=1e-9), (state, v)
+
+
+def test_current_at_rises_with_voltage():
+    cell = cells_in_states("bare")["voided"]
+    currents = [cell.current_at(v / 100) for v in range(-300, 301, 7)]
+    assert all(b > a for a, b in itertools.pairwise(currents))
+
+
+def test_no_current_flows_inside_the_nucleation_overpotential():
+    """|V| below the nucleation overpotential (10 mV for bare, fresh) cannot be reached with any current."""
+    cell = SymmetricCell("bare")
+    assert cell.current_at(0.0) == 0.0
+    assert cell.current_at(0.009) == 0.0 and cell.current_at(-0.009) == 0.0
+    # just above it, the small-signal resistance R_b + 2·ASR/A (two interfaces) passes the excess
+    small_signal_ohm = cell.bulk_resistance_ohm + 2 * cell.interface_asr_ohm_cm2 / AREA_CM2
+    assert cell.current_at(0.0101) == pytest.approx(0.0001 / small_signal_ohm, rel=1e-3)
+
+
+def test_current_at_on_shorted_cells():
+    hard = short_quickly(0.0)
+    assert hard.current_at(0.01) == pytest.approx(0.01 / hard.short_resistance_ohm)
+    soft = short_quickly(1.0)
+    for v in (0.001, 0.01, -0.2, 1.0):
+        current = soft.current_at(v)
+        assert soft.voltage(current) == pytest.approx(v, rel=1e-9)
+        assert abs(current) > abs(v) / soft.bulk_resistance_ohm  # the filament carries most of it
+
+
+def test_current_at_leaves_the_cell_and_its_noise_alone():
+    cell, twin = SymmetricCell("Ag", seed=4), SymmetricCell("Ag", seed=4)
+    for v in HOLD_VOLTAGES_V:
+        cell.current_at(v)
+    assert cell.measured_voltage(amps(0.3)) == twin.measured_voltage(amps(0.3))
+    assert cell.void_fraction == twin.void_fraction and cell.cumulative_hazard == twin.cumulative_hazard
+
+
 # -- determinism and step-size independence -------------------------------------------------------------------
 def test_same_seed_same_cell():
     def trace(seed: int) -> list[float]:

@@ -11,7 +11,13 @@ import math
 import pytest
 
 from labctl.drivers.arbin.cti import (
-    ChannelInfo, CTIClient, CTIConnectionError, CTILoginError, CTIProtocolError, CTIResultError, CTITimeoutError,
+    ChannelInfo,
+    CTIClient,
+    CTIConnectionError,
+    CTILoginError,
+    CTIProtocolError,
+    CTIResultError,
+    CTITimeoutError,
 )  # fmt: skip
 
 CH2 = "01 00 00 00"  # physical channel 2 as a u32/i32 wire index

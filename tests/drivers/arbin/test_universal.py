@@ -17,7 +17,8 @@ from labctl.roles import CyclerChannel
 
 CH2 = "01 00 00 00"
 IDLE, CHARGE, DISCHARGE, REST, UNSAFE, START = 0, 2, 3, 4, 8, 21  # channel status codes
-META = {1: "34 00 00 00", 2: "35 00 00 00", 3: "36 00 00 00", 4: "37 00 00 00", 5: "69 00 00 00", 6: "6A 00 00 00"}
+META = {1: "34 00 00 00", 2: "35 00 00 00", 3: "36 00 00 00", 4: "37 00 00 00", 5: "69 00 00 00", 6: "6A 00 00 00",
+        7: "6B 00 00 00", 8: "6C 00 00 00"}
 
 
 @pytest.fixture
@@ -285,3 +286,136 @@ def test_read_at_command_instant_in_idle_is_still_active(cti, begun):
     with channel(cti, [*begun, *commanded(cti, 0.001), idle]) as ch:
         run_segment(ch)
         assert ch.read().segment_active
+
+
+# --- constant voltage ---
+
+
+def held(cti, voltage, *, clamp=0.002, until_time=0.0, until_current=0.0, t_cmd=100.0) -> list:
+    """Transcript of apply_voltage: the reading that fixes t_cmd, MV_UD1 = 0, MV_UD2/5/7/8, then MV_UD1 = 2."""
+    return [info(cti, REST, test_time=t_cmd, step_time=t_cmd), mv(cti, 1, 0.0), mv(cti, 2, clamp),
+            mv(cti, 5, until_time), mv(cti, 7, voltage), mv(cti, 8, until_current), mv(cti, 1, 2.0)]
+
+
+def run_hold(ch, voltage=0.1, **limits) -> None:
+    ch.begin("ccd cell-7")
+    ch.apply_voltage(voltage, max_current_A=0.002, **limits)
+
+
+def test_apply_voltage_writes_meta_variables_in_contract_order(cti, begun):
+    """MV_UD1 = 0, then the clamp (MV_UD2, A), time (MV_UD5, s), voltage (MV_UD7, V), |I| limit (MV_UD8, A),
+    then MV_UD1 = 2; a negative setpoint is written as given, the clamp as a magnitude."""
+    transcript = [
+        *begun,
+        info(cti, REST, test_time=100.0, step_time=100.0),
+        mv(cti, 1, 0.0), mv(cti, 2, 0.001), mv(cti, 5, 3600.0), mv(cti, 7, -0.25), mv(cti, 8, 1e-5),
+        mv(cti, 1, 2.0),
+    ]  # fmt: skip
+    with channel(cti, transcript) as ch:
+        ch.begin("ccd cell-7")
+        ch.apply_voltage(-0.25, max_current_A=0.001, until_time_s=3600.0, until_current_A=1e-5)
+
+
+def test_apply_voltage_without_limits_writes_zeros(cti, begun):
+    """No time and no current limit: MV_UD5 = MV_UD8 = 0 (the schedule's "none")."""
+    with channel(cti, [*begun, *held(cti, 4.2, clamp=0.001)]) as ch:
+        ch.begin("ccd cell-7")
+        ch.apply_voltage(4.2, max_current_A=0.001)
+
+
+@pytest.mark.parametrize(("arguments", "match"), [
+    ({"voltage_V": float("inf")}, "voltage_V"),
+    ({"voltage_V": "4.2 V"}, "voltage_V"),
+    ({"max_current_A": 0.0}, "max_current_A"),
+    ({"max_current_A": -0.001}, "max_current_A"),
+    ({"until_time_s": -5.0}, "until_time_s"),
+    ({"until_current_A": 0.0}, "until_current_A"),
+    ({"until_current_A": 0.002}, "until_current_A .* must be below max_current_A"),
+])  # fmt: skip
+def test_apply_voltage_rejects_bad_arguments_before_io(cti, begun, arguments, match):
+    """Nothing is written to the channel for an invalid hold, and the error names the argument."""
+    kwargs = {"voltage_V": 0.1, "max_current_A": 0.002, **arguments}
+    with channel(cti, begun) as ch:
+        ch.begin("ccd cell-7")
+        with pytest.raises(ValueError, match=match):
+            ch.apply_voltage(**kwargs)
+
+
+def test_apply_voltage_before_begin_raises(cti, login):
+    with channel(cti, [login]) as ch, pytest.raises(RuntimeError, match="call begin"):
+        ch.apply_voltage(0.1, max_current_A=0.002)
+
+
+def test_read_while_holding_reports_active_segment(cti, begun):
+    """A hold passing current shows as Charge: the segment runs, the reading carries the actual current."""
+    reading = info(cti, CHARGE, test_time=160.0, step_time=60.0, voltage=0.1, current=0.0013)
+    with channel(cti, [*begun, *held(cti, 0.1, until_time=600.0), reading]) as ch:
+        run_hold(ch, until_time_s=600.0)
+        r = ch.read()
+    assert (r.segment_active, r.end_reason, r.current_A) == (True, None, pytest.approx(0.0013))
+
+
+def test_hold_drawing_no_current_is_still_active(cti, begun):
+    """Rest in step 3 (zero current), entered on MV_UD1 after the command: the hold runs on, even after it was
+    seen passing current."""
+    later = [info(cti, CHARGE, test_time=130.0, step_time=29.0, current=1e-6),
+             info(cti, REST, test_time=160.0, step_time=59.0, voltage=0.005, exit_condition=b"MV_UD1")]
+    with channel(cti, [*begun, *held(cti, 0.005, until_time=600.0), *later]) as ch:
+        run_hold(ch, voltage=0.005, until_time_s=600.0)
+        assert ch.read().segment_active
+        assert ch.read().segment_active
+
+
+def test_hold_ends_on_time(cti, begun):
+    """Segment done entered 600 s after the command: end_reason "time"."""
+    end = info(cti, REST, test_time=701.0, step_time=1.0, exit_condition=b"StepTime>=Limit")
+    with channel(cti, [*begun, *held(cti, 0.1, until_time=600.0, until_current=1e-5), end]) as ch:
+        run_hold(ch, until_time_s=600.0, until_current_A=1e-5)
+        r = ch.read()
+    assert (r.segment_active, r.end_reason) == (False, "time")
+
+
+def test_hold_ends_on_current_low_from_exit_condition(cti, begun):
+    """Ended before its time with the emulator's "Current<=Limit": end_reason "current_low"."""
+    end = info(cti, REST, test_time=330.0, step_time=0.0, exit_condition=b"Current<=Limit")
+    with channel(cti, [*begun, *held(cti, 0.1, until_time=600.0, until_current=1e-5), end]) as ch:
+        run_hold(ch, until_time_s=600.0, until_current_A=1e-5)
+        assert ch.read().end_reason == "current_low"
+
+
+def test_hold_end_without_known_text_is_the_current_limit(cti, begun):
+    """Ended before its time, exit condition unknown: the current limit is the only one left."""
+    end = info(cti, REST, test_time=330.0, step_time=2.0, exit_condition=b"Step limit 3")
+    with channel(cti, [*begun, *held(cti, 0.1, until_time=600.0, until_current=1e-5), end]) as ch:
+        run_hold(ch, until_time_s=600.0, until_current_A=1e-5)
+        assert ch.read().end_reason == "current_low"
+
+
+def test_hold_that_ended_at_command_instant(cti, begun):
+    """Step time = test time - t_cmd: the limit text tells Segment done (|I| already below the limit)."""
+    end = info(cti, REST, test_time=100.0, step_time=0.0, exit_condition=b"PV_CHAN_Current<=MV_UD8")
+    with channel(cti, [*begun, *held(cti, 0.1, until_current=1e-5), end]) as ch:
+        run_hold(ch, until_current_A=1e-5)
+        assert ch.read().end_reason == "current_low"
+
+
+def test_rest_aborts_a_hold(cti, begun):
+    """rest(): MV_UD1 = 0; the hold is over without an end reason."""
+    transcript = [*begun, *held(cti, 0.1), mv(cti, 1, 0.0), info(cti, REST, test_time=130.0, step_time=5.0)]
+    with channel(cti, transcript) as ch:
+        run_hold(ch)
+        ch.rest()
+        r = ch.read()
+    assert (r.segment_active, r.end_reason) == (False, None)
+
+
+def test_constant_current_after_a_hold_is_judged_as_constant_current(cti, begun):
+    """A CC segment after a hold: seen passing current, now resting -> ended on its upper voltage."""
+    later = [*commanded(cti, 0.001, until_time=600.0, t_cmd=400.0),
+             info(cti, CHARGE, test_time=450.0, step_time=50.0, current=0.001),
+             info(cti, REST, test_time=500.0, step_time=100.0, voltage=0.51)]
+    with channel(cti, [*begun, *held(cti, 0.1), *later]) as ch:
+        run_hold(ch)
+        ch.apply_current(0.001, max_voltage_V=0.5, min_voltage_V=-0.5, until_time_s=600.0)
+        assert ch.read().segment_active
+        assert ch.read().end_reason == "voltage_high"
