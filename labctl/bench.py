@@ -268,19 +268,28 @@ def _check_role(role: str, inst: InstrumentConfig, source: str) -> None:
 
 
 def open_bench(spec: str, *, sim_overrides: dict[str, Any] | None = None,
-               sim_defaults: dict[str, Any] | None = None) -> Bench:
+               sim_defaults: dict[str, Any] | None = None, cycler_channel: int | None = None) -> Bench:
     """Open a bench by name or file. On a simulated bench, start its emulators first: its ``[sim]`` table
     is updated with ``sim_defaults`` (what the procedure describes: the electrode area, a suitable cell
-    preset), then with ``sim_overrides`` (what the user asked for: cell preset, seed)."""
+    preset), then with ``sim_overrides`` (what the user asked for: cell preset, seed). ``cycler_channel``
+    replaces the bench's cycler channel (on a simulated bench the analyzer then measures that channel's cell)."""
     config = load_config(spec)
     stack = ExitStack()
     try:
         if config.sim is not None:
             sim = sim_settings(config.sim, {**(sim_defaults or {}), **(sim_overrides or {})})
-            served = stack.enter_context(start_sim_bench(sim)).config()
+            check_channel(cycler_channel, sim.channels)
+            served = stack.enter_context(start_sim_bench(sim, impedance_channel=cycler_channel or 1)).config()
+            served["roles"]["cycler"]["channel"] = cycler_channel or 1
             config = validate_config({**served, "name": config.name, "sim": sim.model_dump()}, config.name)
         elif sim_overrides:
             raise BenchError(f"--cell/--seed: bench {config.name!r} is not simulated; these options apply to sim benches")
+        elif cycler_channel is not None:
+            cycler = config.roles.get("cycler")
+            if cycler is None:
+                raise BenchError(f"--channel: bench {config.name!r} has no cycler role; add a [roles.cycler] table")
+            check_channel(cycler_channel, None)
+            config.roles["cycler"] = cycler.model_copy(update={"channel": cycler_channel})
         clock = stack.enter_context(closing(_open_clock(config)))
         roles = {role: stack.enter_context(closing(_open_role(role, inst))) for role, inst in config.roles.items()}
     except BaseException:
@@ -298,7 +307,15 @@ def sim_settings(sim: SimConfig, overrides: dict[str, Any]) -> SimConfig:
         raise BenchError(f"sim.{'.'.join(map(str, err['loc']))}: {err['msg']}") from e
 
 
-def start_sim_bench(sim: SimConfig, *, free_running: bool = False) -> Any:
+def check_channel(channel: int | None, channels: int | None) -> None:
+    """A cycler channel the bench has (``channels`` None: a real cycler, whose count is known only once
+    connected)."""
+    if channel is not None and not (1 <= channel <= (channels or channel)):
+        limit = f"use 1..{channels}" if channels else "channels count from 1"
+        raise BenchError(f"--channel: {channel} is not a channel of this bench; {limit}")
+
+
+def start_sim_bench(sim: SimConfig, *, free_running: bool = False, impedance_channel: int = 1) -> Any:
     """The emulators of a simulated bench, started; close them (or use it as a context manager) when done.
 
     A bench labctl steps itself keeps its clock still between steps, so runs are deterministic for a
@@ -318,7 +335,7 @@ def start_sim_bench(sim: SimConfig, *, free_running: bool = False) -> Any:
         raise BenchError(f"sim.cell: {e}") from e
 
     return SimBench(cell_for, channels=sim.channels, speed=1.0 if free_running else None,
-                    rate_monitor=MonitorSetup(seed=sim.seed))
+                    rate_monitor=MonitorSetup(seed=sim.seed), impedance_channel=impedance_channel)
 
 
 def _open_clock(config: BenchConfig) -> Clock:

@@ -1,7 +1,8 @@
 """The labctl command line: run procedures, serve simulated benches, browse runs, analyse files.
 
 Exit codes of labctl run: 0 the test ran to its end (a cell that shorted is a result), 1 an instrument or
-software fault stopped it, 2 bad input (bench, parameters), 130 stopped with Ctrl-C.
+software fault stopped it, 2 bad input (bench, parameters), 130 stopped with Ctrl-C, 143 told to terminate
+(SIGTERM); the channel is at rest in both.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rich.table import Table
 
 from labctl.bench import BenchError
 from labctl.cli_deposition import FilmError, deposition_app, film_line, film_of
+from labctl.cli_queue import queue_app, serve
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 sim_app = typer.Typer(no_args_is_help=True, help="Simulated benches: emulators on 127.0.0.1.")
@@ -28,6 +30,8 @@ app.add_typer(sim_app, name="sim")
 app.add_typer(runs_app, name="runs")
 app.add_typer(analyze_app, name="analyze")
 app.add_typer(deposition_app, name="deposition")
+app.add_typer(queue_app, name="queue")
+app.command("serve")(serve)
 
 out = Console()
 err = Console(stderr=True)
@@ -55,6 +59,7 @@ def run(
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value; repeat for several")] = None,
     cell: Annotated[str | None, typer.Option(help="Sim benches: cell preset (`labctl sim cells` lists them)")] = None,
     seed: Annotated[int | None, typer.Option(help="Sim benches: random seed of the virtual cell")] = None,
+    channel: Annotated[int | None, typer.Option(help="Cycler channel (default: the bench file's; sim: 1)")] = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -72,18 +77,20 @@ def run(
             raise fail(str(e)) from None
     overrides = {k: v for k, v in {"cell": cell, "seed": seed}.items() if v is not None}
     try:
-        opened = open_bench(bench, sim_overrides=overrides, sim_defaults=proc.sim_defaults())
+        opened = open_bench(bench, sim_overrides=overrides, sim_defaults=proc.sim_defaults(), cycler_channel=channel)
     except BenchError as e:
         raise fail(str(e)) from None
     with opened, TerminalProgress(f"{procedure} on {opened.name}") as progress:
         runner = Runner(Store(store), progress.listeners())
         previous = signal.signal(signal.SIGINT, lambda *_: runner.request_stop())
+        previous_term = signal.signal(signal.SIGTERM, lambda *_: runner.request_stop("interrupted"))
         try:
             outcome = runner.run(proc, opened)
         except BenchError as e:
             raise fail(str(e)) from None
         finally:
             signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGTERM, previous_term)
     if as_json:
         print(json.dumps({"run_id": outcome.run_id, "status": outcome.status, "folder": str(outcome.folder),
                           "result": outcome.result, "error": outcome.error}, indent=2, default=str))
@@ -113,7 +120,7 @@ def _procedure(name: str, params: list[str]) -> Any:
 
 
 def _print_outcome(outcome: Any) -> None:
-    colour = {"finished": "green", "failed": "red", "aborted": "yellow"}[outcome.status]
+    colour = {"finished": "green", "failed": "red", "aborted": "yellow", "interrupted": "yellow"}[outcome.status]
     out.print(f"Run [bold]{outcome.run_id}[/] [{colour}]{outcome.status}[/]")
     if outcome.result:
         out.print(f"[bold]{outcome.result['headline']}[/]", highlight=False)

@@ -131,7 +131,8 @@ def brief(result: dict) -> str:
     if result.get("failure_mode") and result.get("ccd_mA_cm2") is None:
         return f"{result['failure_mode'].replace('_', ' ')} before any current flowed"
     if result.get("ccd_mA_cm2") is None:
-        return f"no failure to {result.get('j_last_pass_mA_cm2')} mA/cm²"
+        last = result.get("j_last_pass_mA_cm2")
+        return f"no failure to {last} mA/cm²" if last is not None else "no failure; no step completed"
     return f"CCD {result['ccd_mA_cm2']:g} mA/cm² ({result['failure_mode'].replace('_', ' ')})"
 
 
@@ -141,7 +142,9 @@ def headline(result: dict) -> str:
         return f"Failed by {result['failure_mode'].replace('_', ' ')} before any current was measured"
     if result.get("ccd_mA_cm2") is None:
         last = result.get("j_last_pass_mA_cm2")
-        return f"No failure: the cell passed every step (last passed {last} mA/cm²)"
+        if last is None:
+            return "No failure, and no step completed"
+        return f"No failure: the cell passed every step it ran (the last at {last} mA/cm²)"
     return (f"CCD = {result['ccd_mA_cm2']:g} mA/cm² ({result['failure_mode'].replace('_', ' ')}) at "
             f"{result['capacity_per_half_cycle_mAh_cm2']:.3g} mAh/cm² per half-cycle; "
             f"last passed {result['j_last_pass_mA_cm2']} mA/cm²; cumulative "

@@ -221,6 +221,12 @@ class UniversalScheduleChannel:
             segment_active=active, end_reason=reason,
         )  # fmt: skip
 
+    def take_over(self) -> bool:
+        """Adopt a test left running on this channel by a process that died, so that rest() and end() act on
+        it; True if one was running."""
+        self._started = self._client.channel_info(self._channel).running
+        return self._started
+
     def end(self) -> None:
         """End the test (MV_UD1 = 9, then STOP); best effort, never raises, safe to call again."""
         self._segment = None

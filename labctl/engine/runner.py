@@ -27,7 +27,11 @@ from labctl.store.registry import now_iso
 
 log = logging.getLogger(__name__)
 
-EXIT_CODES = {"finished": 0, "failed": 1, "aborted": 130}
+EXIT_CODES = {"finished": 0, "failed": 1, "aborted": 130, "interrupted": 143}
+STOP_MESSAGES = {
+    "aborted": "stopped by the operator; channel at rest",
+    "interrupted": "the process was told to terminate (e.g. its daemon died); channel at rest",
+}
 
 
 @dataclass
@@ -59,9 +63,12 @@ class Runner:
     store: Store
     listeners: Listeners = field(default_factory=Listeners)
     stop_requested: threading.Event = field(default_factory=threading.Event)
+    stop_status: str = "aborted"
 
-    def request_stop(self) -> None:
-        """Ask the running procedure to stop at its next sample (Ctrl-C, the GUI's abort)."""
+    def request_stop(self, status: str = "aborted") -> None:
+        """Ask the running procedure to stop at its next sample: ``aborted`` by a person (Ctrl-C, the GUI's abort)
+        or ``interrupted`` (SIGTERM: the system or a dying daemon ends the process). Either way the channel rests."""
+        self.stop_status = status
         self.stop_requested.set()
 
     def run(self, procedure: LabProcedure, bench: Bench) -> RunOutcome:
@@ -90,7 +97,7 @@ class Runner:
         try:
             procedure.startup()
             procedure.execute()
-            outcome.status = "aborted" if self.stop_requested.is_set() else "finished"
+            outcome.status = self.stop_status if self.stop_requested.is_set() else "finished"
         except KeyboardInterrupt:
             outcome.status = "aborted"
         except Exception as e:  # any fault ends the run as failed, with the channel made safe below
@@ -99,8 +106,8 @@ class Runner:
             log.error("run %s failed: %s", outcome.run_id, outcome.error)
         finally:
             self._shutdown(procedure, folder, outcome)
-        if outcome.status == "aborted":
-            folder.event("aborted", message="stopped by the operator; channel at rest")
+        if outcome.status in STOP_MESSAGES:
+            folder.event(outcome.status, message=STOP_MESSAGES[outcome.status])
 
     def _shutdown(self, procedure: LabProcedure, folder: RunFolder, outcome: RunOutcome) -> None:
         try:

@@ -93,7 +93,7 @@ class Registry:
         """Record as ``interrupted`` every run of this host still ``running`` whose process is gone."""
         host = socket.gethostname()
         rows = self._db.execute("SELECT id, pid FROM runs WHERE status = 'running' AND host = ?", (host,))
-        dead = [run_id for run_id, pid in rows.fetchall() if not _alive(pid)]
+        dead = [run_id for run_id, pid in rows.fetchall() if not process_alive(pid)]
         for run_id in dead:
             self._db.execute(
                 "UPDATE runs SET status = 'interrupted', ended_at = ? WHERE id = ? AND status = 'running'",
@@ -105,14 +105,23 @@ class Registry:
         self._db.close()
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A process that has ended but was never reaped (an orphan where init does not reap, as in some containers)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] == "Z"
 
 
 def _record(row: tuple[Any, ...]) -> RunRecord:

@@ -1,0 +1,262 @@
+"""``labctl queue …`` (the run queue, from any shell on this PC) and ``labctl serve`` (the daemon that runs it).
+
+Both talk to the store's database directly; there is no network listener.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from labctl.queue.db import QueueDB, QueueError, utc_now
+from labctl.store import default_root
+
+queue_app = typer.Typer(no_args_is_help=True, help="The run queue that `labctl serve` executes.")
+
+out = Console()
+err = Console(stderr=True)
+
+StoreOption = Annotated[Path | None, typer.Option("--store", help="Store folder (default $LABCTL_HOME or ~/labctl-data)")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")]
+EntryArgument = Annotated[int, typer.Argument(help="Queue entry id (`labctl queue list` shows them)")]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/] {escape(message)}", highlight=False)
+    return typer.Exit(code)
+
+
+def _queue(store: Path | None) -> QueueDB:
+    from labctl.store import Store
+
+    Store(store).close()  # the runs table exists before the queue reads it
+    return QueueDB((store or default_root()) / "registry.sqlite")
+
+
+@queue_app.command("add")
+def queue_add(
+    procedure: Annotated[str, typer.Argument(help="Procedure name, e.g. ccd (see `labctl procedures`)")],
+    bench: Annotated[str, typer.Option(help="'sim' or a bench TOML file")] = "sim",
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value; repeat for several")] = None,
+    cell: Annotated[str | None, typer.Option(help="Sim benches: cell preset (`labctl sim cells` lists them)")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sim benches: random seed of the virtual cell")] = None,
+    channel: Annotated[int | None, typer.Option(help="Cycler channel (the first one with --count)")] = None,
+    count: Annotated[int, typer.Option(help="The same test on this many cells, one per channel from --channel on; "
+                                       "cell ids get -1, -2, …")] = 1,
+    at: Annotated[str | None, typer.Option(help="Start no earlier than this local time: HH:MM or 2026-11-22T21:00")]
+    = None,
+    after: Annotated[int | None, typer.Option(help="Start after this entry has ended")] = None,
+    rest: Annotated[str, typer.Option(help="…and after a rest of this long: 90, 90s, 30min or 2h")] = "0",
+    hold: Annotated[bool, typer.Option("--hold", help="Queue it held: it starts only after `labctl queue release`")]
+    = False,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Queue a run (or one per cell with --count). Everything is checked now; a bad entry is refused."""
+    from labctl.queue.entries import Request, plan
+
+    queue = _queue(store)
+    try:
+        request = Request(procedure, bench, tuple(param or ()), cell, seed, channel, count,
+                          parse_start(at, datetime.now().astimezone()) if at else None, after, parse_duration_s(rest),
+                          hold)  # fmt: skip
+        entries = plan(request, queue)
+    except QueueError as e:
+        raise _fail(str(e)) from None
+    ids = queue.add(entries)
+    if as_json:
+        print(json.dumps([queue.require(i).to_dict() for i in ids], indent=2))
+        return
+    for entry_id, entry in zip(ids, entries, strict=True):
+        out.print(f"Queued entry [bold]{entry_id}[/]: {entry.procedure}, cell {entry.params['cell_id']} "
+                  f"({entry.state}; claims {', '.join(entry.claims)})", highlight=False)
+
+
+@queue_app.command("list")
+def queue_list(store: StoreOption = None, as_json: JsonOption = False) -> None:
+    """List entries in queue order: state, run, channel, and why it waits, how far it is, or its result."""
+    from labctl.queue.daemon import daemon_pid
+    from labctl.queue.view import status_text
+    from labctl.store import Store
+
+    root = store or default_root()
+    queue, registry = _queue(store), Store(store).registry
+    entries, now = queue.entries(), utc_now()
+    rows = []
+    for e in entries:
+        record = registry.get(e.run_id) if e.run_id else None
+        rows.append((e, status_text(e, entries, now, Path(record.folder) if record else None)))
+    if as_json:
+        print(json.dumps([{**e.to_dict(), "status": text} for e, text in rows], indent=2))
+        return
+    table = Table("id", "state", "procedure", "ch", "cell", "run; status or result", box=box.SIMPLE_HEAD)
+    for column in table.columns[:-1]:
+        column.no_wrap = True  # the last column folds instead
+    for e, text in rows:
+        table.add_row(str(e.id), e.state, e.procedure, str(e.channel or ""), e.params.get("cell_id", ""),
+                      "\n".join(filter(None, (e.run_id, text))))  # fmt: skip
+    out.print(table)
+    pid = daemon_pid(root)
+    err.print(f"labctl serve: {'running, pid ' + str(pid) if pid else 'not running (`labctl serve` starts it)'}")
+
+
+@queue_app.command("show")
+def queue_show(entry_id: EntryArgument, store: StoreOption = None) -> None:
+    """Show one entry in full, with the command it runs and its log file."""
+    from labctl.queue.daemon import entry_log, run_command
+
+    root = store or default_root()
+    try:
+        entry = _queue(store).require(entry_id)
+    except QueueError as e:
+        raise _fail(str(e)) from None
+    print(json.dumps({**entry.to_dict(), "command": run_command(entry, root)[3:], "log": str(entry_log(root, entry_id))},
+                     indent=2))
+
+
+@queue_app.command("move")
+def queue_move(entry_id: EntryArgument, position: Annotated[int, typer.Argument(help="New place, 1 = next")],
+               store: StoreOption = None) -> None:
+    """Move a waiting entry to another place among the waiting ones."""
+    try:
+        _queue(store).move(entry_id, position)
+    except QueueError as e:
+        raise _fail(str(e)) from None
+    out.print(f"Entry {entry_id} moved to place {position}")
+
+
+@queue_app.command("cancel")
+def queue_cancel(entry_id: EntryArgument, store: StoreOption = None) -> None:
+    """Cancel a waiting entry, or stop a running one (its channel rests and its run ends aborted)."""
+    queue = _queue(store)
+    try:
+        entry = queue.require(entry_id)
+        if entry.state == "running":
+            queue.request_stop(entry_id)
+            out.print(f"Entry {entry_id}: the daemon stops its run at its next look (the channel rests)")
+            return
+        queue.set_waiting_state(entry_id, "cancelled")
+    except QueueError as e:
+        raise _fail(str(e)) from None
+    out.print(f"Entry {entry_id} cancelled")
+
+
+@queue_app.command("hold")
+def queue_hold(entry_id: EntryArgument, store: StoreOption = None) -> None:
+    """Keep a waiting entry from starting until released."""
+    _set_state(store, entry_id, "held")
+
+
+@queue_app.command("release")
+def queue_release(entry_id: EntryArgument, store: StoreOption = None) -> None:
+    """Let a held entry start when it is due."""
+    _set_state(store, entry_id, "queued")
+
+
+def _set_state(store: Path | None, entry_id: int, state: str) -> None:
+    try:
+        _queue(store).set_waiting_state(entry_id, state)
+    except QueueError as e:
+        raise _fail(str(e)) from None
+    out.print(f"Entry {entry_id} {state}")
+
+
+def serve(
+    store: StoreOption = None,
+    notify: Annotated[str | None, typer.Option(help="Shell command run as `CMD RUN_ID OUTCOME` when a run ends")]
+    = None,
+    detach: Annotated[bool, typer.Option("--detach", help="Run in the background, past the terminal's closing")]
+    = False,
+    poll: Annotated[float, typer.Option(help="Seconds between looks at the queue", hidden=True)] = 1.0,
+    detached: Annotated[bool, typer.Option(hidden=True)] = False,
+) -> None:
+    """Run the queue: start due entries as `labctl run` processes; Ctrl-C or SIGTERM stops them in order."""
+    from labctl.queue.daemon import LOGS, SERVE_LOG, Daemon, daemon_pid
+
+    root = (store or default_root()).resolve()
+    if pid := daemon_pid(root):
+        raise _fail(f"labctl serve already runs for the store {root} (pid {pid}); stop it with `kill {pid}` first, "
+                    "or give another --store")
+    (root / LOGS).mkdir(parents=True, exist_ok=True)
+    if detach:
+        raise typer.Exit(_detach(root, notify, poll))
+    _log_to(root / LOGS / SERVE_LOG, echo=not detached)
+    daemon = Daemon(root, notify=notify, poll_s=poll)
+    signal.signal(signal.SIGTERM, daemon.request_stop)
+    signal.signal(signal.SIGINT, daemon.request_stop)
+    try:
+        daemon.serve()
+    except QueueError as e:
+        raise _fail(str(e)) from None
+
+
+def _detach(root: Path, notify: str | None, poll: float) -> int:
+    """Start the daemon in its own session, output to its log; wait until it holds the store's lock."""
+    from labctl.queue.daemon import LOGS, SERVE_LOG, daemon_pid
+
+    cmd = [sys.executable, "-m", "labctl", "serve", "--store", str(root), "--detached", "--poll", str(poll)]
+    cmd += ["--notify", notify] if notify else []
+    with (root / LOGS / SERVE_LOG).open("ab") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while (pid := daemon_pid(root)) != proc.pid and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if pid != proc.pid:
+        err.print(f"[red]error:[/] labctl serve did not start; see {root / LOGS / SERVE_LOG}", highlight=False)
+        return 1
+    out.print(f"labctl serve runs in the background, pid {pid}; log {root / LOGS / SERVE_LOG}; stop it with "
+              f"`kill {pid}`", highlight=False)
+    return 0
+
+
+def _log_to(path: Path, *, echo: bool) -> None:
+    logger = logging.getLogger("labctl.serve")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    handlers: list[logging.Handler] = [logging.FileHandler(path, encoding="utf-8")]
+    if echo:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+
+
+_DURATION = re.compile(r"^\s*(?P<n>\d+(\.\d*)?)\s*(?P<unit>s|min|h|d)?\s*$")
+_UNIT_S = {"s": 1, "min": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration_s(text: str) -> float:
+    m = _DURATION.match(text)
+    if not m:
+        raise QueueError(f"--rest: {text!r} is not a duration; write it like 90, 90s, 30min or 2h")
+    return float(m["n"]) * _UNIT_S[m["unit"] or "s"]
+
+
+def parse_start(text: str, now: datetime) -> datetime:
+    """A start time: HH:MM (the next such local time) or an ISO date-time (local unless it gives an offset)."""
+    if re.fullmatch(r"\d{1,2}:\d{2}", text.strip()):
+        hour, minute = map(int, text.split(":"))
+        if hour > 23 or minute > 59:
+            raise QueueError(f"--at: {text!r} is not a time of day; write it like 21:30")
+        start = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        return (start if start > now else start + timedelta(days=1)).astimezone(UTC)
+    try:
+        start = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise QueueError(f"--at: {text!r} is not a time; write it like 21:30 or 2026-11-22T21:30") from None
+    return start.astimezone(UTC)  # a time without offset is local time

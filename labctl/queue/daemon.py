@@ -1,0 +1,327 @@
+"""``labctl serve``: run the queue unattended, one ``labctl run`` child process per entry. No Qt here.
+
+- One daemon per store: it holds an exclusive lock on ``<store>/serve.lock`` (which holds its pid); the
+  lock goes with the process, so a daemon killed with kill -9 leaves no stale lock.
+- Each run is exactly a ``labctl run`` (``python -m labctl run … --store``) in its own session, its output in
+  ``<store>/logs/queue-<entry>.log``; the daemon's own log is ``<store>/logs/serve.log``. On Linux a child gets
+  SIGTERM if the daemon dies (``PR_SET_PDEATHSIG``), so no run goes on unwatched.
+- SIGTERM or Ctrl-C to the daemon sends SIGINT to every child: each rests its channel and ends ``aborted``.
+- On start it recovers: an entry left ``running`` by a dead daemon ends as its run ended, or ``interrupted``
+  if the run did not end (its data stay as written); the channel of an interrupted run is put at rest.
+- ``--notify CMD`` runs ``CMD RUN_ID OUTCOME`` in a shell at the end of each run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from labctl.queue.db import ENDED, Entry, QueueDB, QueueError, iso, utc_now
+from labctl.queue.schedule import due
+from labctl.store import Store
+from labctl.store.registry import process_alive
+
+log = logging.getLogger("labctl.serve")
+
+LOCK = "serve.lock"
+LOGS = "logs"
+SERVE_LOG = "serve.log"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def entry_log(root: Path, entry_id: int) -> Path:
+    return root / LOGS / f"queue-{entry_id}.log"
+
+
+def run_command(entry: Entry, root: Path) -> list[str]:
+    """The ``labctl run`` command line of an entry."""
+    cmd = [sys.executable, "-m", "labctl", "run", entry.procedure, "--bench", entry.bench, "--store", str(root)]
+    for name, value in entry.params.items():
+        cmd += ["-p", f"{name}={value}"]
+    for option, value in (("--cell", entry.cell), ("--seed", entry.seed), ("--channel", entry.channel)):
+        if value is not None:
+            cmd += [option, str(value)]
+    return cmd
+
+
+def daemon_pid(root: Path) -> int | None:
+    """The pid of the daemon serving this store, or None if none is."""
+    path = root / LOCK
+    if not path.exists():
+        return None
+    with path.open("r") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = f.read().strip()
+            return int(text) if text.isdigit() else -1
+        return None
+
+
+def _take_lock(root: Path) -> IO[str]:
+    root.mkdir(parents=True, exist_ok=True)
+    f = (root / LOCK).open("a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        pid = f.read().strip()
+        f.close()
+        raise QueueError(f"labctl serve already runs for the store {root} (pid {pid}); stop it with "
+                         f"`kill {pid}` first, or give another --store") from None
+    f.truncate(0)
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    """A child's pre-exec step: SIGTERM when ``parent`` dies (Linux), and exit now if it already has."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+
+    def setup() -> None:
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return setup
+
+
+@dataclass
+class Child:
+    entry: Entry
+    proc: subprocess.Popen[bytes]
+    since: str  # wall time at start, to find the run it registers
+    run_id: str | None = None
+    stopping: bool = False
+
+
+@dataclass
+class Daemon:
+    root: Path
+    notify: str | None = None
+    poll_s: float = 1.0
+    stop_grace_s: float = 300.0
+    clock: Callable[[], datetime] = utc_now
+    children: dict[int, Child] = field(default_factory=dict)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    _hooks: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.store = Store(self.root)
+        self.queue = QueueDB(self.root / "registry.sqlite")
+        (self.root / LOGS).mkdir(parents=True, exist_ok=True)
+
+    def serve(self) -> None:
+        """Recover, then start due entries and watch their runs until asked to stop; then stop every run."""
+        lock = _take_lock(self.root)
+        log.info("serving the queue of %s (pid %d)", self.root, os.getpid())
+        try:
+            self.recover()
+            while not self.stopping.is_set():
+                self.step()
+                self.stopping.wait(self.poll_s)
+            self._stop_children()
+        finally:
+            self._wait_hooks()
+            log.info("stopped")
+            lock.close()
+
+    def request_stop(self, *_: Any) -> None:
+        self.stopping.set()
+
+    def step(self) -> None:
+        self._reap()
+        self._forward_stops()
+        for entry in due(self.queue.entries(), self.clock()):
+            self._start(entry)
+        self._find_runs()
+        self._hooks = [h for h in self._hooks if not _hook_done(h)]
+
+    def recover(self) -> None:
+        """End the entries a dead daemon left ``running``, honestly, and rest the channels of interrupted runs."""
+        self.store.registry.mark_interrupted()
+        for entry in self.queue.entries():
+            if entry.state != "running" or entry.id in self.children:
+                continue
+            if entry.pid and _is_labctl(entry.pid):
+                self._stop_orphan(entry)
+            run_id = entry.run_id or (self.queue.run_of_process(entry.pid, entry.started_at or "")
+                                      if entry.pid else None)  # fmt: skip
+            record = self.store.registry.get(run_id) if run_id else None
+            state = record.status if record and record.status in ENDED else "interrupted"
+            if run_id:
+                self.queue.set_run(entry.id, run_id)
+            self.queue.end(entry.id, state, {"recovered": True, **((record.summary or {}) if record else {})},
+                           self.clock())  # fmt: skip
+            log.warning("entry %d (run %s) was running when the daemon stopped: now %s", entry.id, run_id, state)
+            if state == "interrupted":
+                rest_channel(entry)
+            self._notify(run_id or f"entry-{entry.id}", state)
+
+    def _start(self, entry: Entry) -> None:
+        if not self.queue.claim_start(entry.id, self.clock()):
+            return  # held or cancelled from another shell since the queue was read
+        since = iso(utc_now())
+        path = entry_log(self.root, entry.id)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        try:
+            with path.open("ab") as out:
+                proc = subprocess.Popen(run_command(entry, self.root), stdin=subprocess.DEVNULL, stdout=out,
+                                        stderr=subprocess.STDOUT, start_new_session=True,
+                                        preexec_fn=_die_with(os.getpid()), env=env)  # fmt: skip
+        except OSError as e:
+            self.queue.end(entry.id, "failed", {"error": f"could not start labctl run: {e}"}, self.clock())
+            log.error("entry %d: could not start labctl run: %s", entry.id, e)
+            return
+        self.queue.set_process(entry.id, proc.pid)
+        self.children[entry.id] = Child(entry, proc, since)
+        log.info("entry %d: started %s on %s (pid %d, claims %s), log %s", entry.id, entry.procedure,
+                 entry.bench, proc.pid, ", ".join(entry.claims), path)  # fmt: skip
+
+    def _find_runs(self) -> None:
+        for entry_id, child in self.children.items():
+            if child.run_id is None:
+                child.run_id = self.queue.run_of_process(child.proc.pid, child.since)
+                if child.run_id:
+                    self.queue.set_run(entry_id, child.run_id)
+                    log.info("entry %d: run %s", entry_id, child.run_id)
+
+    def _forward_stops(self) -> None:
+        for entry in self.queue.entries():
+            child = self.children.get(entry.id)
+            if entry.state == "running" and entry.stop_requested and child and not child.stopping:
+                child.stopping = True
+                child.proc.send_signal(signal.SIGINT)
+                log.info("entry %d: cancelled while running; stopping its run (the channel rests)", entry.id)
+
+    def _reap(self) -> None:
+        for entry_id, child in list(self.children.items()):
+            code = child.proc.poll()
+            if code is not None:
+                del self.children[entry_id]
+                self._ended(entry_id, child, code)
+
+    def _ended(self, entry_id: int, child: Child, code: int) -> None:
+        run_id = child.run_id or self.queue.run_of_process(child.proc.pid, child.since)
+        record = self.store.registry.get(run_id) if run_id else None
+        if record is not None:
+            state = record.status if record.status in ENDED else "interrupted"
+            outcome = {"exit_code": code, "folder": record.folder, **(record.summary or {})}
+            self.queue.set_run(entry_id, record.id)
+        else:  # refused before it began (e.g. a bench that went away): the log says why
+            state = "failed"
+            outcome = {"exit_code": code, "error": _last_line(entry_log(self.root, entry_id))
+                       or f"labctl run exited with {code} before starting a run"}  # fmt: skip
+        self.queue.end(entry_id, state, outcome, self.clock())
+        log.info("entry %d: run %s %s (exit %d)%s", entry_id, run_id, state, code,
+                 f": {outcome['error']}" if outcome.get("error") else "")  # fmt: skip
+        self._notify(run_id or f"entry-{entry_id}", state)
+
+    def _stop_children(self) -> None:
+        if self.children:
+            log.info("stopping %d run(s); each rests its channel", len(self.children))
+        for child in self.children.values():
+            child.proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + self.stop_grace_s
+        while self.children and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.1)
+        for child in self.children.values():
+            log.critical("entry %d: run did not stop within %.0f s; killing it", child.entry.id, self.stop_grace_s)
+            child.proc.kill()
+            child.proc.wait()
+        self._reap()
+
+    def _stop_orphan(self, entry: Entry) -> None:
+        """A run of a dead daemon still going (no parent-death signal on this system): stop it in order."""
+        assert entry.pid is not None
+        log.warning("entry %d: its run (pid %d) outlived the daemon; stopping it", entry.id, entry.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(entry.pid, signal.SIGINT)
+        deadline = time.monotonic() + self.stop_grace_s
+        while _is_labctl(entry.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def _notify(self, run_id: str, outcome: str) -> None:
+        if not self.notify:
+            return
+        command = f"{self.notify} {shlex.quote(run_id)} {shlex.quote(outcome)}"
+        with (self.root / LOGS / SERVE_LOG).open("ab") as out:
+            try:
+                self._hooks.append(subprocess.Popen(command, shell=True, stdin=subprocess.DEVNULL, stdout=out,
+                                                    stderr=subprocess.STDOUT, start_new_session=True))
+            except OSError as e:
+                log.error("notify: could not run %r: %s", command, e)
+                return
+        log.info("notify: %s", command)
+
+    def _wait_hooks(self) -> None:
+        for hook in self._hooks:
+            try:
+                hook.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                log.error("notify: %r still runs after 30 s; leaving it", hook.args)
+        self._hooks = [h for h in self._hooks if not _hook_done(h)]
+
+
+def _hook_done(hook: subprocess.Popen[bytes]) -> bool:
+    code = hook.poll()
+    if code not in (None, 0):
+        log.error("notify: %r exited with %d", hook.args, code)
+    return code is not None
+
+
+def rest_channel(entry: Entry) -> None:
+    """Put the cycler channel of an interrupted run at rest and end its test, so no current flows unwatched."""
+    from labctl.bench import load_config, open_bench
+
+    if entry.channel is None:
+        return
+    try:
+        if load_config(entry.bench).sim is not None:
+            log.info("entry %d: its simulated bench ended with its run; nothing is left running", entry.id)
+            return
+        with open_bench(entry.bench, cycler_channel=entry.channel) as bench:
+            cycler = bench.cycler
+            take_over = getattr(cycler, "take_over", None)
+            if take_over is not None and not take_over():
+                log.info("entry %d: channel %d runs no test; nothing to rest", entry.id, entry.channel)
+                return
+            cycler.rest()
+            cycler.end()
+        log.warning("entry %d: channel %d put at rest and its test ended", entry.id, entry.channel)
+    except Exception as e:  # every failure here must reach the log, not end the daemon
+        log.critical("entry %d: could not put channel %d of %s at rest: %s; stop it at the cycler", entry.id,
+                     entry.channel, entry.bench, e)  # fmt: skip
+
+
+def _is_labctl(pid: int) -> bool:
+    """Whether ``pid`` is a live labctl process (not another process that reused the number)."""
+    if not process_alive(pid):
+        return False
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    return not cmdline.exists() or b"labctl" in cmdline.read_bytes()
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""

@@ -1,0 +1,46 @@
+"""Which queued entries may start now: a pure function of the entries and the time, so tests need no sleeping.
+
+An entry is due when it is ``queued``, its start time (``not_before``) has come, the entry it waits for
+(``after``) has ended (in any way) at least ``rest_s`` ago, and none of the instruments it claims is held by a
+running entry. Due entries start in queue order, each taking its claims before the next is considered, so
+two runs that need one impedance analyzer take turns, a run at a time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from labctl.queue.db import ENDED, Entry
+
+
+def due(entries: list[Entry], now: datetime) -> list[Entry]:
+    """The entries to start now, in queue order."""
+    by_id = {e.id: e for e in entries}
+    busy = busy_claims(entries)
+    chosen = []
+    for entry in sorted(entries, key=lambda e: (e.position, e.id)):
+        if entry.state == "queued" and waiting_for(entry, by_id, busy, now) is None:
+            chosen.append(entry)
+            busy.update(entry.claims)
+    return chosen
+
+
+def waiting_for(entry: Entry, by_id: dict[int, Entry], busy: set[str], now: datetime) -> str | None:
+    """What a queued entry still waits for, in words; None if nothing."""
+    if entry.not_before and now < datetime.fromisoformat(entry.not_before):
+        return f"start at {entry.not_before}"
+    if entry.after is not None:
+        before = by_id.get(entry.after)
+        if before is None or before.state not in ENDED or before.ended_at is None:
+            return f"entry {entry.after} to end"
+        free_at = datetime.fromisoformat(before.ended_at) + timedelta(seconds=entry.rest_s)
+        if now < free_at:
+            return f"rest until {free_at.isoformat(timespec='seconds')}"
+    taken = [claim for claim in entry.claims if claim in busy]
+    if taken:
+        return ", ".join(taken)
+    return None
+
+
+def busy_claims(entries: list[Entry]) -> set[str]:
+    return {claim for e in entries if e.state == "running" for claim in e.claims}
