@@ -20,6 +20,7 @@ from rich.table import Table
 
 from labctl.bench import BenchError
 from labctl.cli_deposition import FilmError, deposition_app, film_line, film_of
+from labctl.cli_gui import gui
 from labctl.cli_queue import queue_app, serve
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -32,6 +33,7 @@ app.add_typer(analyze_app, name="analyze")
 app.add_typer(deposition_app, name="deposition")
 app.add_typer(queue_app, name="queue")
 app.command("serve")(serve)
+app.command("gui")(gui)
 
 out = Console()
 err = Console(stderr=True)
@@ -54,8 +56,10 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 @app.command()
 def run(
-    procedure: Annotated[str, typer.Argument(help="Procedure name, e.g. ccd (see `labctl procedures`)")],
-    bench: Annotated[str, typer.Option(help="'sim' or a bench TOML file")] = "sim",
+    procedure: Annotated[str, typer.Argument(help="Procedure name, e.g. ccd (see `labctl procedures`), or a protocol "
+                                             "file (.toml; options given here win over it)")],
+    bench: Annotated[str | None, typer.Option(help="'sim' or a bench TOML file [default: the protocol's, else sim]")]
+    = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value; repeat for several")] = None,
     cell: Annotated[str | None, typer.Option(help="Sim benches: cell preset (`labctl sim cells` lists them)")] = None,
     seed: Annotated[int | None, typer.Option(help="Sim benches: random seed of the virtual cell")] = None,
@@ -65,23 +69,30 @@ def run(
 ) -> None:
     """Run a procedure on a bench and store its data; prints the result."""
     from labctl.bench import open_bench
-    from labctl.engine.runner import Runner
+    from labctl.engine.runner import Listeners, Runner
+    from labctl.live.feed import RunFeed
     from labctl.progress import TerminalProgress
+    from labctl.protocol import ProtocolError, protocol_of
     from labctl.store import Store
 
-    proc = _procedure(procedure, param or [])
+    try:
+        protocol = protocol_of(procedure).overridden(bench=bench, params=param, cell=cell, seed=seed, channel=channel)
+    except ProtocolError as e:
+        raise fail(str(e)) from None
+    proc = _procedure(protocol.procedure, list(protocol.params))
     if proc.film_run:
         try:
             film_of(Store(store), proc.film_run)
         except FilmError as e:
             raise fail(str(e)) from None
-    overrides = {k: v for k, v in {"cell": cell, "seed": seed}.items() if v is not None}
+    overrides = {k: v for k, v in {"cell": protocol.cell, "seed": protocol.seed}.items() if v is not None}
     try:
-        opened = open_bench(bench, sim_overrides=overrides, sim_defaults=proc.sim_defaults(), cycler_channel=channel)
+        opened = open_bench(protocol.bench or "sim", sim_overrides=overrides, sim_defaults=proc.sim_defaults(),
+                            cycler_channel=protocol.channel)
     except BenchError as e:
         raise fail(str(e)) from None
-    with opened, TerminalProgress(f"{procedure} on {opened.name}") as progress:
-        runner = Runner(Store(store), progress.listeners())
+    with opened, TerminalProgress(f"{protocol.procedure} on {opened.name}") as progress:
+        runner = Runner(Store(store), Listeners.merged(progress.listeners(), RunFeed().listeners()))
         previous = signal.signal(signal.SIGINT, lambda *_: runner.request_stop())
         previous_term = signal.signal(signal.SIGTERM, lambda *_: runner.request_stop("interrupted"))
         try:

@@ -49,8 +49,10 @@ def _queue(store: Path | None) -> QueueDB:
 
 @queue_app.command("add")
 def queue_add(
-    procedure: Annotated[str, typer.Argument(help="Procedure name, e.g. ccd (see `labctl procedures`)")],
-    bench: Annotated[str, typer.Option(help="'sim' or a bench TOML file")] = "sim",
+    procedure: Annotated[str, typer.Argument(help="Procedure name, e.g. ccd (see `labctl procedures`), or a protocol "
+                                             "file (.toml; options given here win over it)")],
+    bench: Annotated[str | None, typer.Option(help="'sim' or a bench TOML file [default: the protocol's, else sim]")]
+    = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value; repeat for several")] = None,
     cell: Annotated[str | None, typer.Option(help="Sim benches: cell preset (`labctl sim cells` lists them)")] = None,
     seed: Annotated[int | None, typer.Option(help="Sim benches: random seed of the virtual cell")] = None,
@@ -67,15 +69,17 @@ def queue_add(
     as_json: JsonOption = False,
 ) -> None:
     """Queue a run (or one per cell with --count). Everything is checked now; a bad entry is refused."""
+    from labctl.protocol import ProtocolError, protocol_of
     from labctl.queue.entries import Request, plan
 
     queue = _queue(store)
     try:
-        request = Request(procedure, bench, tuple(param or ()), cell, seed, channel, count,
+        p = protocol_of(procedure).overridden(bench=bench, params=param, cell=cell, seed=seed, channel=channel)
+        request = Request(p.procedure, p.bench or "sim", p.params, p.cell, p.seed, p.channel, count,
                           parse_start(at, datetime.now().astimezone()) if at else None, after, parse_duration_s(rest),
                           hold)  # fmt: skip
         entries = plan(request, queue)
-    except QueueError as e:
+    except (QueueError, ProtocolError) as e:
         raise _fail(str(e)) from None
     ids = queue.add(entries)
     if as_json:

@@ -14,7 +14,7 @@ import platform
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -49,13 +49,31 @@ class RunOutcome:
 
 @dataclass
 class Listeners:
-    """Displays and loggers that follow a run; each gets what was already stored."""
+    """Displays, loggers and live feeds that follow a run; each gets what was already stored. ``started`` comes
+    once the run is registered (run id, folder), before the procedure starts; ``ended`` once it is recorded as
+    ended."""
 
     sample: Callable[[dict[str, Any]], None] = lambda row: None
     status: Callable[[dict[str, Any]], None] = lambda status: None
     progress: Callable[[float], None] = lambda percent: None
     event: Callable[[dict[str, Any]], None] = lambda event: None
     spectrum: Callable[[dict[str, Any]], None] = lambda spectrum: None
+    result: Callable[[dict[str, Any]], None] = lambda result: None
+    started: Callable[[str, Path], None] = lambda run_id, folder: None
+    ended: Callable[[RunOutcome], None] = lambda outcome: None
+
+    @classmethod
+    def merged(cls, *listeners: Listeners) -> Listeners:
+        """One set of listeners that calls each of ``listeners`` in turn."""
+        return cls(**{f.name: _fan_out([getattr(one, f.name) for one in listeners]) for f in fields(cls)})
+
+
+def _fan_out(callbacks: list[Callable[..., None]]) -> Callable[..., None]:
+    def call(*args: Any) -> None:
+        for callback in callbacks:
+            callback(*args)
+
+    return call
 
 
 @dataclass
@@ -80,6 +98,7 @@ class Runner:
         folder.write_metadata(metadata)
         self.store.registry.add(run_id, procedure=procedure.NAME, bench=bench.name, cell_id=procedure.cell_id,
                                 folder=folder.path)
+        self.listeners.started(run_id, folder.path)
         outcome = RunOutcome(run_id, "running", folder.path)
         procedure.bench = bench
         procedure.emit = lambda topic, record: self._route(folder, outcome, topic, record)
@@ -91,6 +110,7 @@ class Runner:
             folder.write_metadata(metadata)
             folder.close()
             self.store.registry.finish(run_id, outcome.status, _summary(outcome))
+            self.listeners.ended(outcome)
         return outcome
 
     def _execute(self, procedure: LabProcedure, folder: RunFolder, outcome: RunOutcome) -> None:
@@ -102,19 +122,19 @@ class Runner:
             outcome.status = "aborted"
         except Exception as e:  # any fault ends the run as failed, with the channel made safe below
             outcome.status, outcome.error = "failed", f"{type(e).__name__}: {e}"
-            folder.event("fault", message=outcome.error, traceback=traceback.format_exc())
+            self._event(folder, "fault", message=outcome.error, traceback=traceback.format_exc())
             log.error("run %s failed: %s", outcome.run_id, outcome.error)
         finally:
             self._shutdown(procedure, folder, outcome)
         if outcome.status in STOP_MESSAGES:
-            folder.event(outcome.status, message=STOP_MESSAGES[outcome.status])
+            self._event(folder, outcome.status, message=STOP_MESSAGES[outcome.status])
 
     def _shutdown(self, procedure: LabProcedure, folder: RunFolder, outcome: RunOutcome) -> None:
         try:
             procedure.shutdown()
         except Exception as e:
             message = f"could not leave the instruments safe: {type(e).__name__}: {e}"
-            folder.event("fault", message=message)
+            self._event(folder, "fault", message=message)
             log.critical("run %s: %s", outcome.run_id, message)
             outcome.status, outcome.error = "failed", outcome.error or message
 
@@ -123,8 +143,7 @@ class Runner:
             folder.append(record)
             self.listeners.sample(record)
         elif topic == "event":
-            folder.event(**record)
-            self.listeners.event(record)
+            self._event(folder, **record)
         elif topic == "spectrum":
             folder.add_spectrum(**record)
             self.listeners.spectrum(record)
@@ -137,6 +156,11 @@ class Runner:
         elif topic == "result":
             outcome.result = record
             folder.write_results(record)
+            self.listeners.result(record)
+
+    def _event(self, folder: RunFolder, kind: str, **data: Any) -> None:
+        """Every line of events.jsonl goes to the listeners too, so a feed's event count is the file's line count."""
+        self.listeners.event(folder.event(kind, **data))
 
 
 def _metadata(run_id: str, procedure: LabProcedure, bench: Bench) -> dict[str, Any]:

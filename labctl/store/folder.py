@@ -87,12 +87,14 @@ class RunFolder:
         if time.monotonic() - self._synced_at >= self._flush_interval_s:
             self._sync(self._csv_file)
 
-    def event(self, kind: str, **data: Any) -> None:
+    def event(self, kind: str, **data: Any) -> dict[str, Any]:
+        """Write one event line, durable at once; returns the record written."""
         record = {"kind": kind, "wall_time": time.time(), **data}
         self._events.write(json.dumps(record, default=str) + "\n")
         self._sync(self._events)
         if self._csv_file is not None:
             self._sync(self._csv_file)
+        return record
 
     def add_spectrum(self, index: int, test_time_s: float, cycle: int, step: int,
                      points: list[tuple[float, complex]]) -> None:

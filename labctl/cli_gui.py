@@ -1,0 +1,22 @@
+"""``labctl gui``: the bench window. Qt is imported only when the command runs, so ``labctl run`` and
+``labctl serve`` never load it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from labctl.store import default_root
+
+
+def gui(
+    store: Annotated[Path | None, typer.Option("--store", help="Store folder (default $LABCTL_HOME or ~/labctl-data)")]
+    = None,
+    bench: Annotated[str, typer.Option(help="'sim' or a bench TOML file: the bench new runs are queued on")] = "sim",
+) -> None:
+    """Open the bench window: queue runs, start the daemon, watch runs live, browse and export finished ones."""
+    from labctl.gui.app import main
+
+    raise typer.Exit(main((store or default_root()).resolve(), bench))

@@ -1,0 +1,206 @@
+"""The labctl main window: bench and procedure form on the left, one live view per run in the middle, the queue
+and the run browser below, the daemon's state in the status bar.
+
+The window is a client of the store: it queues through ``labctl.queue``, starts ``labctl serve`` when asked, and
+follows each run through its live feed. Runs are ``labctl run`` processes of their own, so closing the window
+stops none of them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QAction, QCloseEvent, QResizeEvent
+from PyQt6.QtWidgets import QApplication, QDockWidget, QMainWindow, QMdiArea, QMdiSubWindow, QScrollArea, QVBoxLayout, QWidget
+
+from labctl.gui.bench_panel import BenchPanel
+from labctl.gui.browser import RunBrowser
+from labctl.gui.daemon_status import DaemonStatus
+from labctl.gui.feed_client import FeedClient
+from labctl.gui.procedure_form import ProcedureForm
+from labctl.gui.queue_panel import QueuePanel
+from labctl.gui.run_view import RunView
+from labctl.live.state import RunState
+from labctl.queue.db import QueueDB
+from labctl.store import RunRecord, Store
+
+
+class RunWindow(QMdiSubWindow):
+    """The frame of one run view; says when the operator closes it (not when Qt tears the window down)."""
+
+    closed = pyqtSignal(str)
+
+    def __init__(self, run_id: str, view: RunView) -> None:
+        super().__init__()
+        self.run_id = run_id
+        scroll = QScrollArea(widgetResizable=True)  # a narrow tile scrolls rather than widening the main window
+        scroll.setWidget(view)
+        self.setWidget(scroll)
+        self.setWindowTitle(run_id)
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+    def view(self) -> RunView:
+        return self.widget().widget()  # type: ignore[union-attr, return-value]
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.closed.emit(self.run_id)
+        super().closeEvent(event)
+
+
+class RunArea(QMdiArea):
+    """The middle of the window: run views tiled so that all show at once (re-tiled as views come, go and the area
+    changes size), or as tabs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setTabsClosable(True)
+        self._retile = QTimer(self, singleShot=True, interval=0)  # after the pending layout work
+        self._retile.timeout.connect(self.tile)
+
+    def tile(self) -> None:
+        if self.viewMode() == QMdiArea.ViewMode.SubWindowView:
+            self.tileSubWindows()
+
+    def retile(self) -> None:
+        self._retile.start()
+
+    def set_tabbed(self, on: bool) -> None:
+        self.setViewMode(QMdiArea.ViewMode.TabbedView if on else QMdiArea.ViewMode.SubWindowView)
+        self.tile()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self.retile()
+
+
+class MainWindow(QMainWindow):
+    """The bench window on the store at ``root``; new runs are queued on ``bench``."""
+
+    def __init__(self, root: Path, bench: str = "sim", poll_ms: int = 1000) -> None:
+        super().__init__()
+        self.setWindowTitle(f"labctl — {root}")
+        self.store = Store(root)  # creates the runs table before the queue looks at it
+        self.queue = QueueDB(root / "registry.sqlite")
+        self.views: dict[str, RunWindow] = {}
+        self.feeds: dict[str, FeedClient] = {}
+        self.dismissed: set[str] = set()  # running runs whose view the operator closed: not reopened
+
+        self.bench_panel = BenchPanel(bench)
+        self.form = ProcedureForm(self.queue, self.bench_panel.spec)
+        self.bench_panel.changed.connect(self.form.set_bench)
+        self.queue_panel = QueuePanel(root, self.queue, self.store.registry, poll_ms)
+        self.queue_panel.message.connect(lambda text: self.statusBar().showMessage(text, 10000))
+        self.form.queued.connect(lambda _: self.queue_panel.refresh())
+        self.browser = RunBrowser(self.store)
+        self.browser.opened.connect(self.show_state)
+        self.daemon = DaemonStatus(root, poll_ms)
+        self.statusBar().addPermanentWidget(self.daemon)
+
+        self.runs = RunArea()
+        self.setCentralWidget(self.runs)
+        left = QWidget()
+        column = QVBoxLayout(left)
+        column.addWidget(self.bench_panel)
+        column.addWidget(self.form, stretch=1)
+        form = self._dock("Bench and procedure", left, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)  # the form: full height
+        queue = self._dock("Queue", self.queue_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        runs = self._dock("Runs", self.browser, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.splitDockWidget(queue, runs, Qt.Orientation.Horizontal)  # the queue and the browser side by side
+        self._menus()
+        self.resize(1600, 1000)
+        self.resizeDocks([form, queue, runs], [420, 700, 480], Qt.Orientation.Horizontal)
+        self.resizeDocks([queue], [240], Qt.Orientation.Vertical)
+
+        self._timer = QTimer(self, interval=poll_ms)
+        self._timer.timeout.connect(self.watch_runs)
+        self._timer.start()
+        self.watch_runs()
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _menus(self) -> None:
+        view = self.menuBar().addMenu("&View")
+        tile = QAction("Tile run views", self, triggered=self.runs.tile)
+        tabs = QAction("Run views as tabs", self, checkable=True, toggled=self.runs.set_tabbed)
+        view.addActions([tile, tabs])
+        view.addSeparator()
+        for dock in self.findChildren(QDockWidget):
+            view.addAction(dock.toggleViewAction())
+        daemon = self.menuBar().addMenu("&Daemon")
+        daemon.addAction(QAction("Start labctl serve", self, triggered=self.daemon.start))
+
+    # -- run views -------------------------------------------------------------------------------------------
+
+    def watch_runs(self) -> None:
+        """Open a live view for every run the registry shows running that has none yet."""
+        for record in self.store.registry.list():
+            if record.status == "running" and record.id not in self.views and record.id not in self.dismissed:
+                self.follow(record)
+
+    def follow(self, record: RunRecord) -> RunView:
+        """A view of a run fed live from its process (or from its folder once it has ended)."""
+        state = RunState(record.id, record.procedure)
+        feed = FeedClient(record.id, Path(record.folder), state, parent=self)  # goes with the window
+        feed.ended.connect(lambda status: self.statusBar().showMessage(f"Run {record.id} {status}", 10000))
+        self.feeds[record.id] = feed
+        self.dismissed.discard(record.id)
+        return self._add_view(record.id, RunView(state))
+
+    def show_state(self, state: RunState) -> None:
+        """Show a run the browser opened: one already on show comes to the front, a running one is followed live."""
+        if state.run_id in self.views:
+            self.runs.setActiveSubWindow(self.views[state.run_id])
+            return
+        record = self.store.registry.get(state.run_id)
+        if record is not None and record.status == "running":
+            self.follow(record)
+            return
+        self._add_view(state.run_id, RunView(state))
+
+    def view(self, run_id: str) -> RunView | None:
+        window = self.views.get(run_id)
+        return window.view() if window is not None else None
+
+    def _add_view(self, run_id: str, view: RunView) -> RunView:
+        window = RunWindow(run_id, view)
+        window.closed.connect(self._closed)
+        self.runs.addSubWindow(window)
+        self.views[run_id] = window
+        window.show()
+        self.runs.retile()  # once the new window has its size hints
+        return view
+
+    def _closed(self, run_id: str) -> None:
+        self.views.pop(run_id, None)
+        self.runs.retile()
+        if (feed := self.feeds.pop(run_id, None)) is not None:
+            self.dismissed.add(run_id)
+            feed.close()
+            feed.deleteLater()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Stop watching; the runs and the daemon go on."""
+        self._timer.stop()
+        for feed in self.feeds.values():
+            feed.close()
+        self.feeds.clear()
+        if self.bench_panel.bench is not None:
+            self.bench_panel.bench.close()
+        super().closeEvent(event)
+
+
+def main(root: Path, bench: str = "sim") -> int:
+    """Run the window until it is closed; the exit code of the Qt event loop."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("labctl")
+    window = MainWindow(root, bench)
+    window.show()
+    return app.exec()

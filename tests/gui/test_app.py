@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PyQt6.QtWidgets import QMessageBox, QPushButton
+
+from labctl.gui.bench_panel import BenchPanel
+from labctl.gui.daemon_status import DaemonStatus
+from labctl.queue.daemon import daemon_pid
+from labctl.store.folder import TIMESERIES
+
+
+def stop(process) -> None:
+    """Stop a daemon in order (SIGTERM: its runs rest and end aborted), killing it if it hangs."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except Exception:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def daemon_status(qtbot, store_root):
+    widget = DaemonStatus(store_root, poll_ms=100)
+    qtbot.addWidget(widget)
+    yield widget
+    stop(widget.process)
+
+
+def test_bench_panel_connects_in_a_worker_and_lists_roles(qtbot):
+    panel = BenchPanel("sim")
+    qtbot.addWidget(panel)
+    panel.open()
+    assert not panel.connect_button.isEnabled()  # returned at once; the bench opens in the background
+    qtbot.waitUntil(lambda: panel.bench is not None, timeout=30_000)
+    rows = [[panel.roles.topLevelItem(n).text(c) for c in range(2)] for n in range(panel.roles.topLevelItemCount())]
+    assert [r[0] for r in rows] == ["cycler (channel 1)", "impedance", "rate_monitor"]
+    assert "Arbin" in rows[0][1] and " V, " in rows[0][1] and " mA" in rows[0][1]
+    assert "Solartron" in rows[1][1] and "Å/s" in rows[2][1]
+    panel.disconnect_button.click()
+    assert panel.bench is None and panel.roles.topLevelItemCount() == 0
+    qtbot.waitUntil(lambda: panel.state.text() == "Disconnected", timeout=10_000)
+
+
+def test_bench_panel_names_what_is_wrong(qtbot, tmp_path):
+    panel = BenchPanel(str(tmp_path / "missing.toml"))
+    qtbot.addWidget(panel)
+    panel.open()
+    qtbot.waitUntil(lambda: panel.state.text().startswith("Not connected"), timeout=10_000)
+    assert "no bench file" in panel.state.text() and panel.connect_button.isEnabled()
+
+
+def test_daemon_status_starts_the_daemon_once(qtbot, daemon_status, store_root):
+    assert daemon_status.label.text().startswith("labctl serve: not running")
+    daemon_status.start_button.click()
+    process = daemon_status.process
+    daemon_status.start()  # a second press while it starts starts nothing more
+    assert daemon_status.process is process and not daemon_status.start_button.isEnabled()
+    qtbot.waitUntil(lambda: daemon_status.label.text() == f"labctl serve: running, pid {process.pid}", timeout=60_000)
+    assert daemon_pid(store_root) == process.pid
+    stop(daemon_status.process)
+    qtbot.waitUntil(lambda: daemon_status.start_button.isEnabled(), timeout=5_000)
+    assert daemon_pid(store_root) is None
+
+
+@pytest.fixture
+def window(qtbot, store_root):
+    """The main window on an empty store; any daemon it started is stopped (its runs rest and end) afterwards."""
+    from labctl.gui.app import MainWindow
+
+    w = MainWindow(store_root, poll_ms=250)
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    stop(w.daemon.process)
+
+
+def queue_through_form(window, procedure: str, channel: int, **params: str) -> int:
+    form = window.form
+    form.procedure.setCurrentText(procedure)
+    for name, value in params.items():
+        form.fields[name].set_text(value)
+    form.fields["channel"].set_text(str(channel))
+    form.queue_button.click()
+    assert form.message.text().startswith("Queued entry"), form.message.text()
+    return window.queue.entries()[-1].id
+
+
+def distinct_colours(path) -> int:
+    from PyQt6.QtGui import QImage
+
+    image = QImage(str(path))
+    return len({image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)})
+
+
+def test_two_runs_live_side_by_side_abort_one_reopen_one(qtbot, window, store_root, tmp_path, monkeypatch):
+    ccd = queue_through_form(window, "ccd", 1, cell_id="LLZTO-a", sample_interval="30")
+    eis = queue_through_form(window, "insitu-eis", 2, cycles="1", cell_id="LPSCl-a")
+    long = queue_through_form(window, "ce-cycling", 3, cycles="100000", cell_id="MgWCu-a")
+    window.queue_panel.refresh()
+    assert [r.entry.state for r in window.queue_panel.rows] == ["queued"] * 3
+
+    window.daemon.start_button.click()
+    run = {entry: lambda entry=entry: window.queue.get(entry).run_id for entry in (ccd, eis, long)}
+    qtbot.waitUntil(lambda: all(run[e]() in window.views for e in (ccd, eis, long)), timeout=120_000)
+    ccd_state, eis_state = window.view(run[ccd]()).state, window.view(run[eis]()).state
+
+    # live: the CCD trace grows while its feed is connected, and an in-situ spectrum arrives through the feed
+    qtbot.waitUntil(lambda: window.feeds[run[ccd]()].live and len(ccd_state.samples) > 0, timeout=60_000)
+    seen = len(ccd_state.samples)
+    qtbot.waitUntil(lambda: len(ccd_state.samples) > seen, timeout=60_000)
+    qtbot.waitUntil(lambda: window.feeds[run[eis]()].live and len(eis_state.spectra) > 0, timeout=120_000)
+    eis_view = window.view(run[eis]())
+    qtbot.waitUntil(lambda: eis_view.tabs.isTabVisible(eis_view.pages.index(eis_view.page("Nyquist"))), timeout=5_000)
+    assert window.view(run[ccd]()).page("V, I vs time").has_data(ccd_state)
+
+    shot = tmp_path / "labctl-gui.png"
+    assert window.grab().save(str(shot))
+    assert shot.stat().st_size > 10_000 and distinct_colours(shot) > 20
+
+    # a closed live view stays closed; the browser opens it live again
+    window.views[run[long]()].close()
+    qtbot.wait(1_000)  # four looks at the registry
+    assert run[long]() not in window.views
+    window.browser.refresh()
+    window.browser.open_run(run[long]())
+    assert run[long]() in window.views and run[long]() in window.feeds
+    qtbot.waitUntil(lambda: window.feeds[run[long]()].live, timeout=30_000)
+
+    # abort the long run from the queue panel, the confirmation accepted
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    window.queue_panel.refresh()
+    window.queue_panel.select(f"entry {long}")
+    window.queue_panel.buttons["Abort…"].click()
+    registry = window.store.registry
+    qtbot.waitUntil(lambda: registry.get(run[long]()).status == "aborted", timeout=120_000)
+    folder = Path(registry.get(run[long]()).folder)
+    assert len((folder / TIMESERIES).read_text().splitlines()) > 10
+    qtbot.waitUntil(lambda: window.view(run[long]()).state.status == "aborted", timeout=30_000)
+    qtbot.waitUntil(lambda: window.queue.get(long).state == "aborted", timeout=30_000)
+
+    # reopen the finished CCD from the browser once its live view is closed
+    qtbot.waitUntil(lambda: registry.get(run[ccd]()).status == "finished", timeout=180_000)
+    window.views[run[ccd]()].close()
+    qtbot.waitUntil(lambda: run[ccd]() not in window.views, timeout=5_000)
+    window.browser.refresh()
+    window.browser.select(run[ccd]())
+    next(b for b in window.browser.findChildren(QPushButton) if b.text() == "Open").click()
+    reopened = window.view(run[ccd]())
+    assert reopened is not None and reopened.state.status == "finished" and reopened.state.result
+    rows = len((Path(registry.get(run[ccd]()).folder) / TIMESERIES).read_text().splitlines()) - 1
+    assert len(reopened.state.samples) == rows

@@ -1,0 +1,128 @@
+"""The run view draws what a run's state holds: from finished simulated runs' folders, and record by record as a live
+feed would apply them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+
+from labctl.gui.run_plots import FAILURE, LATEST, STEP
+from labctl.gui.run_view import RunView
+from labctl.live.state import RunState
+
+TABS = ("V, I vs time", "Nyquist", "Bode", "Cycles", "R_tot")
+
+
+def view_of(qtbot, state: RunState) -> RunView:
+    view = RunView(state, refresh_ms=0)
+    qtbot.addWidget(view)
+    view.resize(1200, 800)
+    view.show()
+    return view
+
+
+def shown_tabs(view: RunView) -> list[str]:
+    return [view.tabs.tabText(i) for i in range(view.tabs.count()) if view.tabs.isTabVisible(i)]
+
+
+def lines(plot: pg.PlotItem, pen: pg.QtGui.QPen) -> list[pg.InfiniteLine]:
+    return [item for item in plot.items if isinstance(item, pg.InfiniteLine) and item.pen == pen]
+
+
+def axis_labels(plot: pg.PlotItem) -> tuple[str, str]:
+    return plot.getAxis("bottom").labelText, plot.getAxis("left").labelText
+
+
+def test_ccd_folder_shows_v_and_i_with_step_markers_and_the_failure_annotated(qtbot, sim_runs):
+    state = RunState.from_folder(sim_runs["ccd"])
+    view = view_of(qtbot, state)
+    assert shown_tabs(view) == ["V, I vs time"]  # no spectra, no cycle table: those tabs stay hidden
+    page = view.page("V, I vs time")
+    voltage, current = page.plots.values()
+    assert axis_labels(voltage) == ("Test time / h", "Voltage / V")
+    assert axis_labels(current) == ("Test time / h", "Current / mA")
+    levels = [m for m in state.markers if m.kind == "step"]
+    assert [m.label for m in levels] == ["0.1 mA/cm²", "0.35 mA/cm²", "0.6 mA/cm²"]  # density_step=0.25
+    steps = lines(voltage, STEP)
+    assert [line.value() for line in steps] == [m.t_s for m in levels]
+    assert [line.label.format for line in steps] == [m.label for m in levels]
+    (failure, *_) = lines(voltage, FAILURE)
+    assert "hard short" in failure.label.format and "0.6 mA/cm²" in failure.label.format
+    assert failure.value() == pytest.approx(state.result["failure_time_h"] * 3600, abs=60)
+    assert lines(current, STEP) and lines(current, FAILURE)  # the lines cross both plots, the text is on one
+    assert "finished" in view.status.text() and state.run_id in view.title.text()
+    assert view.headline.text() == state.result["headline"]
+    assert "mA/cm²" in view.values.text() and " h" in view.values.text()
+
+
+def test_insitu_eis_folder_has_nyquist_bode_and_r_tot(qtbot, sim_runs):
+    state = RunState.from_folder(sim_runs["insitu-eis"])
+    view = view_of(qtbot, state)
+    assert shown_tabs(view) == ["V, I vs time", "Nyquist", "Bode", "R_tot"]
+    nyquist = view.page("Nyquist")
+    assert len(nyquist.items) == len(state.spectra) > 5
+    assert nyquist.plot.getViewBox().state["aspectLocked"]  # equal scales: a semicircle looks round
+    assert axis_labels(nyquist.plot) == ("Z′ / Ω", "−Z″ / Ω")
+    (latest,) = nyquist.items[-1]
+    assert latest.opts["pen"] == LATEST
+    x, y = latest.getData()
+    assert np.allclose(x, state.spectra[-1].z_real) and np.allclose(y, -state.spectra[-1].z_imag)
+    bode = view.page("Bode")
+    assert len(bode.items) == len(state.spectra)
+    assert axis_labels(bode.magnitude) == ("Frequency / Hz", "|Z| / Ω")
+    assert axis_labels(bode.phase) == ("Frequency / Hz", "−Phase / °")
+    r_tot = view.page("R_tot")
+    assert axis_labels(r_tot.plot) == ("Test time / h", "R_tot / Ω")
+    hours, ohms = r_tot.curve.getData()
+    assert len(hours) == len(state.r_tot) and ohms[-1] == pytest.approx(state.r_tot[-1][1])
+
+
+def test_ce_folder_has_the_cycles_tab(qtbot, sim_runs):
+    state = RunState.from_folder(sim_runs["ce-cycling"])
+    view = view_of(qtbot, state)
+    assert "Cycles" in shown_tabs(view) and "Nyquist" not in shown_tabs(view)
+    cycles = view.page("Cycles")
+    assert axis_labels(cycles.ce) == ("Cycle", "CE / %")
+    assert axis_labels(cycles.overpotential) == ("Cycle", "Overpotential / mV")
+    n, ce = cycles.ce_curve.getData()
+    assert list(n) == [row["cycle"] for row in state.cycles] == [1, 2, 3]
+    assert list(ce) == pytest.approx([row["ce_percent"] for row in state.cycles])
+    _, plating = cycles.curves["plating_overpotential_mV"].getData()
+    assert list(plating) == pytest.approx([row["plating_overpotential_mV"] for row in state.cycles])
+
+
+def test_a_spectrum_only_run_opens_on_its_nyquist_tab(qtbot, sim_runs):
+    view = view_of(qtbot, RunState.from_folder(sim_runs["eis"]))
+    assert view.tabs.currentWidget() is view.page("Nyquist")
+
+
+def test_redraws_only_when_the_state_moved_and_adds_records_as_they_come(qtbot):
+    state = RunState(run_id="live-1", procedure="insitu-eis")
+    view = view_of(qtbot, state)
+    assert shown_tabs(view) == ["V, I vs time"]
+    assert not view.refresh()  # nothing new: nothing redrawn
+    for k in range(3):
+        state.apply("sample", {"Test Time / s": 10.0 * k, "Voltage / V": 0.01, "Current / A": -2.8e-4,
+                               "Step Count / 1": 1})
+    state.apply("event", {"kind": "segment_started", "step": 1, "cycle": 1, "current_density_mA_cm2": -0.25})
+    state.apply("status", {"test_time_s": 20.0, "voltage_V": 0.01, "current_A": -2.8e-4, "density_mA_cm2": -0.25,
+                           "cycle": 1})
+    assert view.refresh() and not view.refresh()
+    assert [line.value() for line in lines(view.page("V, I vs time").plots["Voltage / V"], STEP)] == [0.0]
+    assert "j -0.25 mA/cm²" in view.values.text()
+    freq = np.logspace(6, 0, 13)
+    nyquist = view.page("Nyquist")
+    for index in (1, 2):
+        z = 30 + 40 / (1 + 1j * freq / 1e4) + index
+        state.apply("spectrum", {"index": index, "test_time_s": 600.0 * index, "cycle": 1, "freq_Hz": list(freq),
+                                 "z_real_ohm": list(z.real), "z_imag_ohm": list(z.imag)})
+        view.refresh()
+        assert len(nyquist.items) == index  # spectrum by spectrum
+        assert nyquist.items[-1][0].opts["pen"] == LATEST
+    assert nyquist.items[0][0].opts["pen"] != LATEST  # the older one is no longer highlighted
+    assert shown_tabs(view) == ["V, I vs time", "Nyquist", "Bode"]
+    state.apply("event", {"kind": "contact_loss", "t_s": 25.0})
+    view.refresh()
+    (failure,) = lines(view.page("V, I vs time").plots["Voltage / V"], FAILURE)
+    assert failure.value() == 25.0 and failure.label.format == "contact loss"
