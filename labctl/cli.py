@@ -21,6 +21,15 @@ from rich.table import Table
 from labctl.bench import BenchError
 from labctl.cli_deposition import FilmError, deposition_app, film_line, film_of
 from labctl.cli_gui import gui
+from labctl.cli_options import (
+    BenchOption,
+    CellOption,
+    JsonOption,
+    ParamOption,
+    ProcedureArgument,
+    SeedOption,
+    StoreOption,
+)
 from labctl.cli_queue import queue_app, serve
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -32,8 +41,6 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(analyze_app, name="analyze")
 app.add_typer(deposition_app, name="deposition")
 app.add_typer(queue_app, name="queue")
-app.command("serve")(serve)
-app.command("gui")(gui)
 
 out = Console()
 err = Console(stderr=True)
@@ -45,8 +52,6 @@ def _setup() -> None:
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("labctl").setLevel(logging.WARNING)
 
-StoreOption = Annotated[Path | None, typer.Option("--store", help="Store folder (default $LABCTL_HOME or ~/labctl-data)")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")]
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -56,13 +61,11 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 @app.command()
 def run(
-    procedure: Annotated[str, typer.Argument(help="Procedure name, e.g. ccd (see `labctl procedures`), or a protocol "
-                                             "file (.toml; options given here win over it)")],
-    bench: Annotated[str | None, typer.Option(help="'sim' or a bench TOML file [default: the protocol's, else sim]")]
-    = None,
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value; repeat for several")] = None,
-    cell: Annotated[str | None, typer.Option(help="Sim benches: cell preset (`labctl sim cells` lists them)")] = None,
-    seed: Annotated[int | None, typer.Option(help="Sim benches: random seed of the virtual cell")] = None,
+    procedure: ProcedureArgument,
+    bench: BenchOption = None,
+    param: ParamOption = None,
+    cell: CellOption = None,
+    seed: SeedOption = None,
     channel: Annotated[int | None, typer.Option(help="Cycler channel (default: the bench file's; sim: 1)")] = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
@@ -112,19 +115,13 @@ def run(
 
 def _procedure(name: str, params: list[str]) -> Any:
     from labctl.procedures import PROCEDURES, ParameterError
-    from labctl.procedures.base import set_parameters
+    from labctl.procedures.base import parse_params, set_parameters
 
     if name not in PROCEDURES:
         raise fail(f"unknown procedure {name!r}; procedures are {', '.join(PROCEDURES)}")
-    values = {}
-    for item in params:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise fail(f"--param {item!r}: write it as name=value, e.g. -p stop_density=1.5")
-        values[key.strip()] = value.strip()
     proc = PROCEDURES[name]()
     try:
-        set_parameters(proc, values)
+        set_parameters(proc, parse_params(params))
     except ParameterError as e:
         raise fail(f"--param {e}") from None
     return proc
@@ -357,3 +354,7 @@ def _show(result: dict[str, Any], as_json: bool) -> bool:
     else:
         out.print(f"[bold]{result['headline']}[/]", highlight=False)
     return as_json
+
+
+app.command("serve")(serve)  # after run, procedures and sim in --help: the order a new user needs them
+app.command("gui")(gui)

@@ -3,17 +3,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from labctl.cli_options import StoreOption
 from labctl.store import default_root
 
 
 def gui(
-    store: Annotated[Path | None, typer.Option("--store", help="Store folder (default $LABCTL_HOME or ~/labctl-data)")]
-    = None,
+    store: StoreOption = None,
     bench: Annotated[str, typer.Option(help="'sim' or a bench TOML file: the bench new runs are queued on")] = "sim",
 ) -> None:
     """Open the bench window: queue runs, start the daemon, watch runs live, browse and export finished ones."""

@@ -22,6 +22,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from labctl.cli_options import (
+    BenchOption,
+    CellOption,
+    JsonOption,
+    ParamOption,
+    ProcedureArgument,
+    SeedOption,
+    StoreOption,
+)
 from labctl.queue.db import QueueDB, QueueError, utc_now
 from labctl.store import default_root
 
@@ -30,8 +39,6 @@ queue_app = typer.Typer(no_args_is_help=True, help="The run queue that `labctl s
 out = Console()
 err = Console(stderr=True)
 
-StoreOption = Annotated[Path | None, typer.Option("--store", help="Store folder (default $LABCTL_HOME or ~/labctl-data)")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")]
 EntryArgument = Annotated[int, typer.Argument(help="Queue entry id (`labctl queue list` shows them)")]
 
 
@@ -49,13 +56,11 @@ def _queue(store: Path | None) -> QueueDB:
 
 @queue_app.command("add")
 def queue_add(
-    procedure: Annotated[str, typer.Argument(help="Procedure name, e.g. ccd (see `labctl procedures`), or a protocol "
-                                             "file (.toml; options given here win over it)")],
-    bench: Annotated[str | None, typer.Option(help="'sim' or a bench TOML file [default: the protocol's, else sim]")]
-    = None,
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value; repeat for several")] = None,
-    cell: Annotated[str | None, typer.Option(help="Sim benches: cell preset (`labctl sim cells` lists them)")] = None,
-    seed: Annotated[int | None, typer.Option(help="Sim benches: random seed of the virtual cell")] = None,
+    procedure: ProcedureArgument,
+    bench: BenchOption = None,
+    param: ParamOption = None,
+    cell: CellOption = None,
+    seed: SeedOption = None,
     channel: Annotated[int | None, typer.Option(help="Cycler channel (the first one with --count)")] = None,
     count: Annotated[int, typer.Option(help="The same test on this many cells, one per channel from --channel on; "
                                        "cell ids get -1, -2, …")] = 1,

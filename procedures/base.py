@@ -75,6 +75,17 @@ class LabProcedure(Procedure):
         return {"area_cm2": self.area_cm2} | ({"cell": self.SIM_CELL} if self.SIM_CELL else {})
 
 
+def parse_params(items: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """``name=value`` texts (``-p`` options, a protocol's parameters) as a dict; later ones win."""
+    values = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ParameterError(f"{item!r}: write it as name=value, e.g. -p stop_density=1.5")
+        values[key.strip()] = value.strip()
+    return values
+
+
 def set_parameters(procedure: LabProcedure, values: dict[str, str]) -> None:
     """Set parameters from text (``name=value`` pairs from a CLI or a form), naming any bad one."""
     objects = procedure.parameter_objects()

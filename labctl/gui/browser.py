@@ -27,9 +27,9 @@ from PyQt6.QtWidgets import (
 )
 
 from labctl.gui import export
-from labctl.reanalysis import Reanalysis, reanalyze
 from labctl.gui.run_view import RunView
 from labctl.live.state import RunState
+from labctl.reanalysis import Reanalysis, reanalyze
 from labctl.store import RunRecord, Store
 
 COLUMNS = ("Run", "Procedure", "Cell", "Status", "Started (UTC)", "Result")

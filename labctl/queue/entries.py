@@ -34,13 +34,13 @@ class Request:
 def plan(request: Request, queue: QueueDB) -> list[Entry]:
     """The entries for ``request``; QueueError if any part of it is wrong (nothing is queued then)."""
     from labctl.procedures import PROCEDURES, ParameterError
-    from labctl.procedures.base import set_parameters
+    from labctl.procedures.base import parse_params, set_parameters
 
     if request.procedure not in PROCEDURES:
         raise QueueError(f"procedure: unknown {request.procedure!r}; procedures are {', '.join(PROCEDURES)}")
-    values = parse_params(request.params)
     procedure = PROCEDURES[request.procedure]()
     try:
+        values = parse_params(request.params)
         set_parameters(procedure, values)
     except ParameterError as e:
         raise QueueError(f"--param {e}") from None
@@ -69,16 +69,6 @@ def plan(request: Request, queue: QueueDB) -> list[Entry]:
             rest_s=request.rest_s,
         ))  # fmt: skip
     return entries
-
-
-def parse_params(items: tuple[str, ...] | list[str]) -> dict[str, str]:
-    values = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise QueueError(f"--param {item!r}: write it as name=value, e.g. -p stop_density=1.5")
-        values[key.strip()] = value.strip()
-    return values
 
 
 def claims(config: BenchConfig, roles: tuple[str, ...], channel: int | None) -> list[str]:
