@@ -97,8 +97,10 @@ def distinct_colours(path) -> int:
 
 
 def test_two_runs_live_side_by_side_abort_one_reopen_one(qtbot, window, store_root, tmp_path, monkeypatch):
-    ccd = queue_through_form(window, "ccd", 1, cell_id="LLZTO-a", sample_interval="30")
-    eis = queue_through_form(window, "insitu-eis", 2, cycles="1", cell_id="LPSCl-a")
+    # samples every 2 s of test time and two in-situ cycles: long enough (about half a minute each on a busy machine)
+    # that both are still running when their views connect
+    ccd = queue_through_form(window, "ccd", 1, cell_id="LLZTO-a", sample_interval="2")
+    eis = queue_through_form(window, "insitu-eis", 2, cycles="2", cell_id="LPSCl-a")
     long = queue_through_form(window, "ce-cycling", 3, cycles="100000", cell_id="MgWCu-a")
     window.queue_panel.refresh()
     assert [r.entry.state for r in window.queue_panel.rows] == ["queued"] * 3
