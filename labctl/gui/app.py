@@ -92,10 +92,10 @@ class MainWindow(QMainWindow):
         self.bench_panel.changed.connect(self.form.set_bench)
         self.queue_panel = QueuePanel(root, self.queue, self.store.registry, poll_ms)
         self.queue_panel.message.connect(lambda text: self.statusBar().showMessage(text, 10000))
-        self.form.queued.connect(lambda _: self.queue_panel.refresh())
         self.browser = RunBrowser(self.store)
         self.browser.opened.connect(self.show_state)
         self.daemon = DaemonStatus(root, poll_ms)
+        self.form.queued.connect(self._queued)
         self.statusBar().addPermanentWidget(self.daemon)
 
         self.runs = RunArea()
@@ -118,6 +118,12 @@ class MainWindow(QMainWindow):
         self._timer.timeout.connect(self.watch_runs)
         self._timer.start()
         self.watch_runs()
+
+    def _queued(self, _ids: list[int]) -> None:
+        self.queue_panel.refresh()
+        if self.daemon.pid() is None:  # a new user's queue would otherwise wait in silence
+            self.form.message.setText(f"{self.form.message.text()}; it starts once the daemon runs: "
+                                      "press Start daemon (bottom right)")
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)

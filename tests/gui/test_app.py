@@ -105,6 +105,7 @@ def test_two_runs_live_side_by_side_abort_one_reopen_one(qtbot, window, store_ro
     window.queue_panel.refresh()
     assert [r.entry.state for r in window.queue_panel.rows] == ["queued"] * 3
 
+    assert "press Start daemon" in window.form.message.text()  # nothing runs until then, and the form says so
     window.daemon.start_button.click()
     run = {entry: lambda entry=entry: window.queue.get(entry).run_id for entry in (ccd, eis, long)}
     qtbot.waitUntil(lambda: all(run[e]() in window.views for e in (ccd, eis, long)), timeout=120_000)
