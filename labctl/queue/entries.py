@@ -50,7 +50,7 @@ def plan(request: Request, queue: QueueDB) -> list[Entry]:
     except BenchError as e:
         raise QueueError(str(e)) from None
     _check_roles(config, procedure.ROLES, request.procedure)
-    _check_sim(config, request, procedure.sim_defaults())
+    _check_sim(config, request)
     if request.count < 1:
         raise QueueError(f"--count: {request.count}; give the number of cells, 1 or more")
     if request.rest_s < 0:
@@ -90,7 +90,7 @@ def _check_roles(config: BenchConfig, roles: tuple[str, ...], procedure: str) ->
                              f"[roles.{role}] table to the bench file")
 
 
-def _check_sim(config: BenchConfig, request: Request, defaults: dict[str, object]) -> None:
+def _check_sim(config: BenchConfig, request: Request) -> None:
     if config.sim is None:
         if request.cell is not None or request.seed is not None:
             raise QueueError(f"--cell/--seed: bench {config.name!r} is not simulated; these options apply to sim "
