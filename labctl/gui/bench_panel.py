@@ -6,11 +6,10 @@ this one is only for looking.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
-from PyQt6.QtCore import QObject, pyqtSignal
+from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import (
     QFileDialog,
     QGroupBox,
@@ -25,6 +24,7 @@ from PyQt6.QtWidgets import (
 )
 
 from labctl.bench import Bench, open_bench
+from labctl.gui.worker import Worker
 
 
 def role_state(role: str, instrument: Any) -> str:
@@ -48,30 +48,6 @@ def describe(bench: Bench) -> list[tuple[str, str, str]]:
         channel = instrument.identity().get("channel")
         rows.append((role + (f" (channel {channel})" if channel else ""), identity, role_state(role, instrument)))
     return rows
-
-
-class Worker(QObject):
-    """Runs one call in a thread and hands its result or error to the UI thread (queued signals)."""
-
-    done = pyqtSignal(object)
-    failed = pyqtSignal(str)
-    _running: ClassVar[set[Worker]] = set()  # kept alive until their call returns
-
-    @classmethod
-    def run(cls, call: Callable[[], Any], done: Callable[[Any], None], failed: Callable[[str], None]) -> None:
-        worker = cls()
-        worker.done.connect(done)
-        worker.failed.connect(failed)
-        cls._running.add(worker)
-        threading.Thread(target=worker._call, args=(call,), daemon=True, name="labctl-gui-worker").start()
-
-    def _call(self, call: Callable[[], Any]) -> None:
-        try:
-            self.done.emit(call())
-        except Exception as e:  # any failure to open, read or close a bench is shown, not raised into Qt
-            self.failed.emit(str(e))
-        finally:
-            Worker._running.discard(self)
 
 
 class BenchPanel(QGroupBox):

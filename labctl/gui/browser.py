@@ -28,6 +28,7 @@ from PyQt6.QtWidgets import (
 
 from labctl.gui import export
 from labctl.gui.run_view import RunView
+from labctl.gui.worker import Worker
 from labctl.live.state import RunState
 from labctl.reanalysis import Reanalysis, reanalyze
 from labctl.store import RunRecord, Store
@@ -79,7 +80,7 @@ class RunBrowser(QWidget):
         buttons = QHBoxLayout()
         for text, slot, tip in (
             ("Open", self.open_run, "Plot the selected run (double-click a row does the same)"),
-            ("Re-run analysis", self.reanalyze, "Analyse the stored data again, as `labctl analyze` does"),
+            ("Re-run analysis", self.reanalyze_in_background, "Analyse the stored data again, as `labctl analyze` does"),
             ("Export parquet…", lambda: self._export_to(self.export_parquet), "Time series as BDF parquet"),
             ("Export .z…", lambda: self._export_to(self.export_z), "Each spectrum as a ZView .z file"),
             ("Export PNG…", lambda: self._export_to(self.export_png), "Each plot of the run as a PNG picture"),
@@ -148,17 +149,33 @@ class RunBrowser(QWidget):
         return state
 
     def reanalyze(self, run_id: str | None = None) -> Reanalysis | None:
-        """Analyse the run's files again and show the headline beside the one the run stored."""
+        """Analyse the run's files again, here and now, and show the headline beside the one the run stored."""
         try:
             redone = reanalyze(self._folder(run_id))
         except (ValueError, OSError) as e:
-            self._say(f"Re-run analysis: {e}", error=True)
+            self._reanalysis_failed(str(e))
             return None
+        self._show_reanalysis(redone)
+        return redone
+
+    def reanalyze_in_background(self) -> None:
+        """The button's action: a long run's analysis takes about a second, so it runs in a worker thread."""
+        try:
+            folder = self._folder(None)
+        except ValueError as e:
+            self._reanalysis_failed(str(e))
+            return
+        self._say(f"Re-running the analysis of {folder.name}…")
+        Worker.run(lambda: reanalyze(folder), self._show_reanalysis, self._reanalysis_failed)
+
+    def _show_reanalysis(self, redone: Reanalysis) -> None:
         same = redone.stored_headline == redone.result["headline"]
         stored = "" if redone.stored_headline is None else (
             "<br>(as stored)" if same else f"<br>stored: {redone.stored_headline}")
         self._say(f"<b>{redone.result['headline']}</b>{stored}<br><small>{redone.command}</small>")
-        return redone
+
+    def _reanalysis_failed(self, message: str) -> None:
+        self._say(f"Re-run analysis: {message}", error=True)
 
     def export_parquet(self, dest: Path, run_id: str | None = None) -> list[Path]:
         return [export.export_parquet(self._folder(run_id), dest)]

@@ -56,6 +56,15 @@ def test_rerun_analysis_gives_the_stored_headline(browser, sim_runs, procedure):
     assert redone.command.startswith(f"labctl analyze {redone.analysis} ")
 
 
+def test_the_rerun_button_analyses_in_the_background_and_shows_the_headline(qtbot, browser, sim_runs):
+    browser.select(sim_runs["ce-cycling"].name)
+    browser.buttons["Re-run analysis"].click()
+    assert "Re-running the analysis" in browser.message.text()  # the window goes on while it works
+    stored = read_json(sim_runs["ce-cycling"] / RESULTS)["headline"]
+    qtbot.waitUntil(lambda: "(as stored)" in browser.message.text(), timeout=60_000)
+    assert stored in browser.message.text()
+
+
 def test_rerun_analysis_of_insitu_eis_fits_the_last_spectrum_as_the_run_did(browser, sim_runs):
     redone = browser.reanalyze(sim_runs["insitu-eis"].name)
     last = RunState.from_folder(sim_runs["insitu-eis"]).r_tot[-1][1]
