@@ -32,7 +32,7 @@ from labctl.cli_options import (
     StoreOption,
 )
 from labctl.queue.db import QueueDB, QueueError, utc_now
-from labctl.store import default_root
+from labctl.store import default_root, registry_path
 
 queue_app = typer.Typer(no_args_is_help=True, help="The run queue that `labctl serve` executes.")
 
@@ -51,7 +51,7 @@ def _queue(store: Path | None) -> QueueDB:
     from labctl.store import Store
 
     Store(store).close()  # the runs table exists before the queue reads it
-    return QueueDB((store or default_root()) / "registry.sqlite")
+    return QueueDB(registry_path(store or default_root()))
 
 
 @queue_app.command("add")

@@ -24,7 +24,7 @@ from labctl.gui.queue_panel import QueuePanel
 from labctl.gui.run_view import RunView
 from labctl.live.state import RunState
 from labctl.queue.db import QueueDB
-from labctl.store import RunRecord, Store
+from labctl.store import RunRecord, Store, registry_path
 
 
 class RunWindow(QMdiSubWindow):
@@ -82,7 +82,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle(f"labctl — {root}")
         self.store = Store(root)  # creates the runs table before the queue looks at it
-        self.queue = QueueDB(root / "registry.sqlite")
+        self.queue = QueueDB(registry_path(root))
         self.views: dict[str, RunWindow] = {}
         self.feeds: dict[str, FeedClient] = {}
         self.dismissed: set[str] = set()  # running runs whose view the operator closed: not reopened

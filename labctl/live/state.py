@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from labctl.live.series import Series
+from labctl.store import Registry, registry_path, store_of
 from labctl.store.folder import EVENTS, METADATA, PLAIN_TIMESERIES, RESULTS, SPECTRA, TIMESERIES, read_json
-from labctl.store.registry import Registry
 from labctl.units import SECONDS_PER_HOUR
 
 TIME = "Test Time / s"
@@ -206,10 +206,10 @@ def _failure_label(event: dict[str, Any]) -> str:
 def registry_status(folder: Path, run_id: str) -> str | None:
     """The run's status in its store's registry (a run whose process is gone reads ``interrupted``); None if the
     folder is not in a store."""
-    registry_path = folder.parent.parent / "registry.sqlite"  # the store's layout: <root>/runs/<run id>
-    if not registry_path.exists():
+    path = registry_path(store_of(folder))
+    if not path.exists():
         return None
-    registry = Registry(registry_path)
+    registry = Registry(path)
     try:
         record = registry.get(run_id)
     finally:

@@ -32,7 +32,7 @@ from typing import IO, Any
 
 from labctl.queue.db import ENDED, Entry, QueueDB, QueueError, iso, utc_now
 from labctl.queue.schedule import due
-from labctl.store import Store
+from labctl.store import Store, registry_path
 from labctl.store.registry import process_alive
 
 log = logging.getLogger("labctl.serve")
@@ -124,7 +124,7 @@ class Daemon:
 
     def __post_init__(self) -> None:
         self.store = Store(self.root)
-        self.queue = QueueDB(self.root / "registry.sqlite")
+        self.queue = QueueDB(registry_path(self.root))
         (self.root / LOGS).mkdir(parents=True, exist_ok=True)
 
     def serve(self) -> None:

@@ -13,7 +13,20 @@ from pathlib import Path
 from labctl.store.folder import RunFolder
 from labctl.store.registry import Registry, RunRecord
 
-__all__ = ["Registry", "RunFolder", "RunRecord", "Store", "default_root"]
+__all__ = ["Registry", "RunFolder", "RunRecord", "Store", "default_root", "registry_path", "store_of"]
+
+REGISTRY = "registry.sqlite"
+RUNS = "runs"
+
+
+def registry_path(root: Path) -> Path:
+    """The store's SQLite database: its runs and its queue."""
+    return root / REGISTRY
+
+
+def store_of(folder: Path) -> Path:
+    """The root of the store a run folder belongs to."""
+    return folder.parent.parent
 
 
 def default_root() -> Path:
@@ -23,13 +36,13 @@ def default_root() -> Path:
 class Store:
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or default_root()
-        self.registry = Registry(self.root / "registry.sqlite")
+        self.registry = Registry(registry_path(self.root))
 
     def new_run_id(self, procedure: str) -> str:
         return f"{datetime.now():%Y%m%d-%H%M%S}-{procedure}-{secrets.token_hex(2)}"
 
     def folder_of(self, run_id: str) -> Path:
-        return self.root / "runs" / run_id
+        return self.root / RUNS / run_id
 
     def close(self) -> None:
         self.registry.close()
