@@ -2,23 +2,32 @@
 
 Defaults follow the patent (US 2025/0266506 A1: Solartron 1260A, 1 MHz to 0.1 Hz) with 10 points per
 decade and a 10 mV rms amplitude (PROTOCOLS.md §3). The analyzer is reset and configured before the
-spectrum. Results: the spectrum table (``spectra.csv``, and ``spectrum-001.z`` for ZView), an
-equivalent-circuit fit, R_b (high-frequency intercept), R_tot (real-axis width before the
-low-frequency tail), R_int = R_tot − R_b, the area-specific resistance per interface of a symmetric
-cell (R_int·A/2), the ionic conductivity σ = L/(R_b·A) when the pellet thickness is given, and a
+spectrum. A 1260 without a potentiostat holds the cell at its own DC bias, so the spectrum is taken at the cell's
+open-circuit voltage, read from the cycler channel at rest (``bias_from = cycler``), or at ``dc_bias`` (``bias_from =
+dc_bias``, for a bench without a cycler); a bias that, with the amplitude's peak, would leave the EIS voltage limits
+(Sandoval et al.: -1 to 1 V on the cell) refuses the spectrum with an event. Results: the spectrum table
+(``spectra.csv``, and ``spectrum-001.z`` for ZView), an equivalent-circuit fit, R_b (high-frequency intercept), R_tot
+(real-axis width before the low-frequency tail), R_int = R_tot − R_b, the area-specific resistance per interface of a
+symmetric cell (R_int·A/2), the ionic conductivity σ = L/(R_b·A) when the pellet thickness is given, and a
 Kramers–Kronig (Lin-KK) check with pass/fail.
 """
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
-from pymeasure.experiment import FloatParameter, IntegerParameter, Parameter
+from pymeasure.experiment import FloatParameter, IntegerParameter, ListParameter, Parameter
 
 from labctl.analysis.eis import analyze_spectrum
 from labctl.analysis.zview import format_z
 from labctl.procedures.base import LabProcedure, ParameterError
 from labctl.procedures.spectrum import log_frequencies, measure_spectrum
+from labctl.roles import CyclerChannel, CyclerReading
+
+BIAS_RANGE_V = (-40.95, 40.95)  # the 1260's VB range
+EIS_VOLTAGE_LIMITS_V = (-1.0, 1.0)  # Sandoval et al.'s EIS voltage limits (cell voltage, V)
+CYCLER, FIXED = "cycler", "dc_bias"
 
 
 class SpectrumParameters:
@@ -31,13 +40,38 @@ class SpectrumParameters:
                         description="Circuit to fit, in impedance.py's syntax")
     thickness = FloatParameter("Pellet thickness", units="cm", minimum=0, maximum=10, default=0.0,
                                description="Electrolyte thickness for the conductivity; 0 if unknown")
+    eis_lower_voltage = FloatParameter(
+        "EIS lower voltage limit", units="V", minimum=BIAS_RANGE_V[0], maximum=BIAS_RANGE_V[1],
+        default=EIS_VOLTAGE_LIMITS_V[0], description="Lowest cell voltage a spectrum may reach (bias minus AC peak)")
+    eis_upper_voltage = FloatParameter(
+        "EIS upper voltage limit", units="V", minimum=BIAS_RANGE_V[0], maximum=BIAS_RANGE_V[1],
+        default=EIS_VOLTAGE_LIMITS_V[1], description="Highest cell voltage a spectrum may reach (bias plus AC peak)")
 
     def frequencies(self) -> list[float]:
         return log_frequencies(self.start_frequency, self.stop_frequency, self.points_per_decade)
 
-    def configure_analyzer(self) -> None:
-        self.analyzer.configure(amplitude_V=self.amplitude / 1000, dc_bias_V=0.0,
+    def configure_analyzer(self, bias_V: float) -> None:
+        self.analyzer.configure(amplitude_V=self.amplitude / 1000, dc_bias_V=bias_V,
                                 integration_time_s=self.integration_time)
+
+    def bias_refusal(self, bias_V: float) -> str | None:
+        """Why a spectrum at ``bias_V`` must not be taken (its bias ± the AC peak leaves the EIS voltage limits,
+        or the analyzer cannot set it), or None."""
+        peak = math.sqrt(2) * self.amplitude / 1000
+        low, high = bias_V - peak, bias_V + peak
+        if low < self.eis_lower_voltage or high > self.eis_upper_voltage:
+            return (f"DC bias {bias_V:+.4f} V ± {peak * 1000:.1f} mV peak would take the cell to {low:+.4f} .. "
+                    f"{high:+.4f} V, outside the EIS voltage limits {self.eis_lower_voltage:+g} .. "
+                    f"{self.eis_upper_voltage:+g} V; widen eis_lower_voltage/eis_upper_voltage only if the cell "
+                    "may go there")
+        if not BIAS_RANGE_V[0] <= bias_V <= BIAS_RANGE_V[1]:
+            return f"DC bias {bias_V:+.4f} V is beyond the analyzer's {BIAS_RANGE_V[0]:g} .. {BIAS_RANGE_V[1]:g} V"
+        return None
+
+    def check_voltage_limits(self) -> None:
+        if self.eis_lower_voltage >= self.eis_upper_voltage:
+            raise ParameterError(f"eis_lower_voltage: {self.eis_lower_voltage:g} V must be below eis_upper_voltage "
+                                 f"{self.eis_upper_voltage:g} V")
 
     def analyze(self, points: list[tuple[float, complex]]) -> dict:
         freqs, z = zip(*points, strict=True)
@@ -52,7 +86,7 @@ class SpectrumParameters:
 
 
 class EISProcedure(SpectrumParameters, LabProcedure):
-    """One impedance spectrum at open circuit, with fit, R_tot, ASR, conductivity and a KK check."""
+    """One impedance spectrum at the cell's open-circuit voltage, with fit, R_tot, ASR, conductivity and a KK check."""
 
     NAME = "eis"
     ROLES = ("impedance",)
@@ -60,26 +94,56 @@ class EISProcedure(SpectrumParameters, LabProcedure):
 
     start_frequency = FloatParameter("Start frequency", units="Hz", minimum=1e-5, maximum=3.2e7, default=1e6)
     stop_frequency = FloatParameter("Stop frequency", units="Hz", minimum=1e-5, maximum=3.2e7, default=0.1)
+    bias_from = ListParameter(
+        "DC bias from", choices=[CYCLER, FIXED], default=CYCLER,
+        description="cycler: the open-circuit voltage the bench's cycler channel reads at rest (the cell on the "
+                    "analyzer); dc_bias: the DC bias parameter, for a bench without a cycler")
+    dc_bias = FloatParameter("DC bias", units="V", minimum=BIAS_RANGE_V[0], maximum=BIAS_RANGE_V[1], default=0.0,
+                             description="With bias_from = dc_bias: the cell's open-circuit voltage (0 V for Li|SE|Li)")
 
     def check(self) -> None:
         self.check_frequencies()
+        self.check_voltage_limits()
 
     def startup(self) -> None:
         self.analyzer = self.bench.role("impedance")
         self.clock = self.bench.clock
-        self.configure_analyzer()
+        self.bias_V = self.dc_bias if self.bias_from == FIXED else open_circuit_voltage(self._cycler().read())
+
+    def _cycler(self) -> CyclerChannel:
+        if "cycler" not in self.bench.roles:
+            raise ParameterError(f"bias_from: bench {self.bench.name!r} has no cycler role to read the open-circuit "
+                                 "voltage from; give -p bias_from=dc_bias -p dc_bias=V (the cell's open-circuit voltage)")
+        return self.bench.role("cycler")
 
     def execute(self) -> None:
+        refusal = self.bias_refusal(self.bias_V)
+        self.emit("event", {"kind": "spectrum_refused" if refusal else "dc_bias", "dc_bias_V": self.bias_V,
+                            "bias_from": self.bias_from} | ({"message": refusal} if refusal else {}))
+        if refusal:
+            self.emit("result", {"spectrum_refused": refusal, "dc_bias_V": self.bias_V,
+                                 "headline": f"no spectrum: {refusal}"})
+            return
+        self.configure_analyzer(self.bias_V)
         freqs = self.frequencies()
         points = measure_spectrum(self.analyzer, self.clock, freqs, self.should_stop,
                                   on_point=lambda done, total: self.emit("progress", 100.0 * done / total))
         self.emit("spectrum", {"index": 1, "test_time_s": 0.0, "cycle": 0, "step": 0, "points": points})
         if len(points) < len(freqs):
             return
-        result = self.analyze(points)
+        result = self.analyze(points) | {"dc_bias_V": self.bias_V}
         self.emit("export", {"name": "spectrum-001.z", "text": format_z(points, amplitude_V=self.amplitude / 1000)})
         result["headline"] = headline(result)
         self.emit("result", result)
+
+
+def open_circuit_voltage(reading: CyclerReading) -> float:
+    """The cell's open-circuit voltage from a reading of its cycler channel, which must be at rest, V."""
+    if reading.current_A != 0 or reading.segment_active:
+        raise RuntimeError(f"the cycler channel passes {reading.current_A * 1000:+.4g} mA ({reading.status}), so its "
+                           f"{reading.voltage_V:+.4f} V is not the open-circuit voltage; rest it, or give "
+                           "-p bias_from=dc_bias -p dc_bias=V")
+    return reading.voltage_V
 
 
 def headline(result: dict) -> str:

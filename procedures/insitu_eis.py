@@ -5,8 +5,11 @@ limits, a half-cycle ending on its charge, on a limit, or after ``half_cycle_tim
 (then flagged: its capacity is a lower bound). Every ``eis_interval`` of current the current is
 interrupted (channel at rest) for a spectrum on the impedance role, and the half-cycle then resumes
 with its remaining charge: spectrum time does not count towards it (science notes §6.3). A spectrum
-also ends every cycle. Every spectrum is fitted as it arrives: R_b, R_tot and R_int against test time,
-and each cycle's Coulombic efficiency Q_strip/Q_plate.
+is taken before the first cycle (cycle 0, the pristine cell) and at the end of every cycle. Every spectrum
+is fitted as it arrives: R_b, R_tot and R_int against test time, and each cycle's Coulombic efficiency
+Q_strip/Q_plate. Each spectrum is biased at the voltage the cycler reads right after the interruption (the 1260
+holds its own DC bias); one whose bias ± AC peak would leave the EIS voltage limits (Sandoval: -1…1 V) is skipped
+with a ``spectrum_refused`` event and the cycling goes on.
 Defaults: 0.25 mA/cm², 1 mAh/cm², −0.5…0.5 V, 4 h cutoff, a spectrum every 10 min, 2 MHz → 2 Hz, fitted
 with two arcs and a Warburg tail (one interface loses contact while the other plates, so their arcs part).
 """
@@ -64,6 +67,7 @@ class InSituEISProcedure(SpectrumParameters, CyclingProcedure):
 
     def check(self) -> None:
         self.check_frequencies()
+        self.check_voltage_limits()
         if self.lower_voltage >= self.upper_voltage:
             raise ParameterError(f"lower_voltage: {self.lower_voltage:g} V must be below upper_voltage "
                                  f"{self.upper_voltage:g} V")
@@ -79,6 +83,7 @@ class InSituEISProcedure(SpectrumParameters, CyclingProcedure):
         self._last = self.cycler.read()
 
     def execute(self) -> None:
+        self._before = self._spectrum(0, "before cycling")
         for cycle in range(1, self.cycles + 1):
             for kind, sign in (("plating", -1), ("stripping", 1)):
                 half = HalfCycle(cycle, kind, sign)
@@ -119,16 +124,23 @@ class InSituEISProcedure(SpectrumParameters, CyclingProcedure):
                 return
 
     def _spectrum(self, cycle: int, when: str) -> dict:
-        """Rest the channel, then measure, store and fit a spectrum; the caller decides what follows."""
+        """Rest the channel, then measure, store and fit a spectrum at the voltage of the interruption (or refuse
+        one whose bias would leave the EIS voltage limits); the caller decides what follows."""
         self.cycler.rest()
-        self.configure_analyzer()
-        t = self.cycler.read().test_time_s
+        interrupted = self.cycler.read()
+        t, bias = interrupted.test_time_s, interrupted.voltage_V
+        summary = {"test_time_h": t / SECONDS_PER_HOUR, "cycle": cycle, "when": when, "dc_bias_V": bias}
+        refusal = self.bias_refusal(bias)
+        if refusal:
+            self.emit("event", {"kind": "spectrum_refused", "message": refusal, **summary})
+            return summary
+        self.configure_analyzer(bias)
         points = measure_spectrum(self.analyzer, self.clock, self.frequencies(), self.should_stop)
         self._last = self.cycler.read()
         self._spectra += 1
         self.emit("spectrum", {"index": self._spectra, "test_time_s": t, "cycle": cycle, "step": self._step,
                                "points": points})
-        summary = {"index": self._spectra, "test_time_h": t / SECONDS_PER_HOUR, "cycle": cycle, "when": when}
+        summary = {"index": self._spectra, **summary}
         if len(points) == len(self.frequencies()):
             fit = self.analyze(points)
             summary |= {k: fit[k] for k in ("R_b_ohm", "R_tot_ohm", "R_int_ohm", "kk_pass")}
@@ -150,7 +162,7 @@ class InSituEISProcedure(SpectrumParameters, CyclingProcedure):
                 "lower_bound": "time limit" in (plate.ended_by, strip.ended_by),
                 "R_tot_stripping_ohm": [s.get("R_tot_ohm") for s in strip.spectra],
             })  # fmt: skip
-        result = {"cycles": cycles, "spectra": self._spectra}
+        result = {"cycles": cycles, "spectra": self._spectra, "before": self._before}
         result["headline"] = headline(cycles, self._spectra)
         self.emit("result", result)
 

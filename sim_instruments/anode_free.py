@@ -46,6 +46,7 @@ from labctl.sim_instruments.cells import (
     TEMPERATURE_K,
     WARBURG_TIME_S,
 )
+from labctl.sim_instruments.dc_bias import BiasTerminals
 from labctl.sim_instruments.measurement import Measured
 
 __all__ = ["PRESETS", "AnodeFreeCell", "AnodeFreePreset"]
@@ -67,7 +68,7 @@ WARBURG_OHM_CM2_SQRT_S = 10.0  # σ_W·A, model choice as in presets.py
 _NEWTON_TOLERANCE = 1e-12
 
 
-class AnodeFreeCell(Measured):
+class AnodeFreeCell(BiasTerminals, Measured):
     """A simulated Li|SE|collector half cell with the collector ``preset`` (see ``PRESETS``).
 
     ``area_cm2`` is the WE area. ``seed`` fixes the cell's fate (short cycle and point, R_short, per-plating CE);
@@ -247,7 +248,7 @@ class AnodeFreeCell(Measured):
 
 
     # -- time evolution --------------------------------------------------------------------------------------
-    def advance(self, current_A: float, dt_s: float) -> None:
+    def _integrate(self, current_A: float, dt_s: float) -> None:
         """Let ``current_A`` flow for ``dt_s`` seconds: plate or strip, count platings, form the short."""
         if dt_s < 0:
             raise ValueError(f"dt_s must be >= 0, got {dt_s}")

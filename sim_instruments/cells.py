@@ -35,6 +35,7 @@ import logging
 import math
 import random
 
+from labctl.sim_instruments.dc_bias import BiasTerminals
 from labctl.sim_instruments.measurement import Measured
 from labctl.sim_instruments.presets import InterlayerPreset, get_preset
 
@@ -67,7 +68,7 @@ _CV_RTOL = 1e-12  # current_at solves voltage(I) = V to this relative error in V
 _CV_MAX_ITERATIONS = 40  # Newton needs <= 5 (presets, 10 mV-4.2 V, voids to 0.9, soft shorts); bisection: fallback
 
 
-class SymmetricCell(Measured):
+class SymmetricCell(BiasTerminals, Measured):
     """A simulated Li|SE|Li symmetric cell with the interlayer ``preset`` on both interfaces.
 
     ``area_cm2`` is the electrode area; ``bulk_resistance_ohm`` defaults to 50 ohm scaled to that area (same
@@ -315,7 +316,7 @@ class SymmetricCell(Measured):
         return sign * (abs(current_A) * r + eta)
 
     # -- time evolution --------------------------------------------------------------------------------------
-    def advance(self, current_A: float, dt_s: float) -> None:
+    def _integrate(self, current_A: float, dt_s: float) -> None:
         """Let ``current_A`` flow for ``dt_s`` seconds and update voids, nucleation, hazard and shorts."""
         if dt_s < 0:
             raise ValueError(f"dt_s must be >= 0, got {dt_s}")

@@ -28,6 +28,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from labctl.sim_instruments.dc_bias import BiasTerminals
 from labctl.sim_instruments.full_cell import VOLTS_NOISE_FRACTION
 from labctl.sim_instruments.measurement import Measured
 
@@ -102,7 +103,7 @@ def _sinh(x: float) -> float:
     return math.sinh(min(max(x, -_SINH_MAX), _SINH_MAX))
 
 
-class CollectorCell(Measured):
+class CollectorCell(BiasTerminals, Measured):
     """A simulated collector|SE|collector cell ``preset`` (see ``PRESETS``) of ``area_cm2`` per collector.
 
     Nothing in it is random but the measurement noise (voltage: seed + 1, impedance: seed + 2, as the other cells).
@@ -230,7 +231,7 @@ class CollectorCell(Measured):
 
 
     # -- time evolution --------------------------------------------------------------------------------------
-    def advance(self, current_A: float, dt_s: float) -> None:
+    def _integrate(self, current_A: float, dt_s: float) -> None:
         """Let ``current_A`` flow for ``dt_s`` seconds: passivate, corrode, age."""
         if dt_s < 0:
             raise ValueError(f"dt_s must be >= 0, got {dt_s}")

@@ -62,6 +62,7 @@ import random
 from dataclasses import dataclass
 
 from labctl.sim_instruments.cells import HARD_SHORT_OHM, SHORT_INDUCTANCE_H, TEMPERATURE_K
+from labctl.sim_instruments.dc_bias import BiasTerminals
 from labctl.sim_instruments.measurement import Measured
 
 __all__ = ["CATHODES", "PRESETS", "CathodeMaterial", "FullCell", "FullCellPreset", "get_preset"]
@@ -316,7 +317,7 @@ def get_preset(name: str) -> FullCellPreset:
     raise ValueError(f"unknown full-cell preset {name!r}; valid names: {', '.join(PRESETS)}")
 
 
-class FullCell(Measured):
+class FullCell(BiasTerminals, Measured):
     """A simulated full cell ``preset`` (see ``PRESETS``) of ``area_cm2``.
 
     ``cathode_mass_mg`` is the cathode's active mass; None gives the preset's areal loading (nominal capacity per
@@ -549,7 +550,7 @@ class FullCell(Measured):
 
 
     # -- time evolution --------------------------------------------------------------------------------------
-    def advance(self, current_A: float, dt_s: float) -> None:
+    def _integrate(self, current_A: float, dt_s: float) -> None:
         """Let ``current_A`` flow for ``dt_s`` seconds."""
         if dt_s < 0:
             raise ValueError(f"dt_s must be >= 0, got {dt_s}")

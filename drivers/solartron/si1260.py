@@ -6,10 +6,14 @@ mnemonics, one per write, CR LF terminated, over GPIB or a GPIB-Ethernet gateway
 event status register, which ``check_errors()`` reads (``*ESR?``). It sends a line only for a query
 (``*IDN?``, ``*ESR?``) and, with results routed to GPIB (``OP2,1``), for each single measurement (``SI``):
 ``frequency, a, b, error, limits`` with a, b = Z', Z'' in ohm (``CZ0``) or |Z| in ohm and phase in degrees
-(``CZ1``).
+(``CZ1``); the manual's record has 8 significant digits for the frequency and 5 for a and b
+(``+1.0000000E+03,+1.2346E+02,-4.5679E+01,0,00``).
 
-Spectra are stepped in software, one point at a time: ``trigger(f)`` (FR, SI), let ``point_duration_s(f)``
-pass, then ``read_point(f)``, which drops a result for another frequency (a stale point of an earlier trigger).
+The 1260 handles commands in order: a query sent while a point is being measured is answered only after the
+point's result. So nothing is asked between ``SI`` and the result. Spectra are stepped in software, one point
+at a time: ``trigger(f)`` (FR, *ESR?, SI), let ``point_duration_s(f)`` pass, then ``read_point(f)``, which
+drops a result for another frequency (a stale point of an earlier trigger). A VISA error (a timeout, a lost
+connection) is raised as a SolartronError naming what was under way.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ FATAL_BITS = ((32, "a command error (bit 32: unknown mnemonic or malformed comma
 NOTED_BITS = ((8, "a device-dependent error (bit 8)"),
               (4, "a query error (bit 4: a reply was read when none was ready, or was lost)"))
 
+SIGNIFICANT_DIGITS = 8  # the 1260 takes and reports frequencies to 8 significant digits
 FREQUENCY_RTOL = 1e-4  # a returned frequency further off than this belongs to another point
 STALE_REREADS = 3
 READ_MARGIN_S = 5.0
@@ -61,7 +66,12 @@ SENT_KEPT = 40
 
 
 class SolartronError(Exception):
-    """The 1260 refused a command, flagged a measurement, or sent something labctl cannot read."""
+    """The 1260 refused a command, flagged a measurement, sent something labctl cannot read, or could not be
+    reached (a VISA error)."""
+
+
+class SolartronTimeout(SolartronError):
+    """The 1260 sent nothing within the time a read allowed."""
 
 
 def check_number(name: str, value: Any, limits: tuple[float, float], unit: str) -> float:
@@ -93,8 +103,11 @@ def _one_of(name: str) -> Callable[[Any, dict], Any]:
 
 
 def number(value: float) -> str:
-    """A number as the 1260 reads it: 8 significant digits, upper-case E, signed exponent (``1.0000000E+03``)."""
-    return f"{value + 0.0:.7E}"  # + 0.0 turns -0.0 into 0.0
+    """A number in a form every 1260 firmware and GPIB gateway reads, rounded to the 8 significant digits the
+    1260 takes: a plain decimal (``1000``, ``0.005``, ``-40.95``, ``32000000``) or, below 1e-4, an upper-case
+    ``E`` with a one-digit exponent (``1E-5``); never a padded exponent such as ``E+03``."""
+    mantissa, _, exponent = f"{value + 0.0:.{SIGNIFICANT_DIGITS}g}".partition("e")  # + 0.0: -0.0 becomes 0
+    return f"{mantissa}E{int(exponent)}" if exponent else mantissa
 
 
 @dataclass(frozen=True)
@@ -223,7 +236,8 @@ class Solartron1260(Instrument):
         super().__init__(adapter, name, includeSCPI=False, **(connection | kwargs))
         self._settings: dict[str, Any] = {}
         self._sent: deque[str] = deque(maxlen=SENT_KEPT)  # commands since the last *ESR? or *CLS, to blame
-        self._early: Result | None = None  # a result that came in before read_point() asked for it
+        self._read_timeout_s = (connection | kwargs)["timeout"] / 1000  # what a read waits now, for messages
+        self._last_command = ""  # what a line read now answers, for messages
 
     input_v1 = Instrument.ChannelCreator(VoltageInput, 1)
     input_v2 = Instrument.ChannelCreator(VoltageInput, 2)
@@ -289,7 +303,14 @@ class Solartron1260(Instrument):
     def write(self, command: str, **kwargs: Any) -> None:
         """Write one command (CR LF is appended); it is kept to be named if the 1260 flags an error."""
         self._sent.append(command)
-        super().write(command, **kwargs)
+        self._last_command = command
+        with self._visa_errors(f"sending {command!r}"):
+            super().write(command, **kwargs)
+
+    def read(self, **kwargs: Any) -> str:
+        """Read one line (a reply or a result); SolartronTimeout if none comes within the read timeout."""
+        with self._visa_errors(f"waiting for a line after {self._last_command!r}"):
+            return super().read(**kwargs)
 
     def reset(self) -> None:
         """Reset the 1260 to its power-on defaults (TT2, which also cancels a measurement) and wait until it
@@ -306,20 +327,22 @@ class Solartron1260(Instrument):
         self.write("*CLS")
         self._sent.clear()
 
-    def check_errors(self, frequency_Hz: float | None = None) -> list[str]:
+    def check_errors(self) -> list[str]:
         """Read and clear the event status register (``*ESR?``).
 
         Raises SolartronError, naming the commands sent since the last check, if the 1260 flagged a command
         error (bit 32) or an execution error (bit 16). Returns the other error flags (query, device), logged.
-        Result lines that arrive before the answer (a fast point finishes at once) are kept for read_point()
-        when they are for ``frequency_Hz``, and dropped as stale otherwise.
+        Result lines nobody read that arrive before the answer are stale points: logged and dropped. Never
+        call it while a point is being measured: the 1260 answers only after the point (SolartronTimeout if
+        that is longer than the read timeout).
         """
         sent = list(self._sent)
         reply = self.ask("*ESR?").strip()
         for _ in range(STALE_REREADS):
             if not is_result(reply):
                 break
-            self._keep_if_current(parse_result(reply), frequency_Hz)
+            log.warning("stale point: dropped the result %r, which nobody read, queued before the *ESR? answer",
+                        reply)
             reply = self.read().strip()
         self._sent.clear()
         try:
@@ -389,16 +412,20 @@ class Solartron1260(Instrument):
         return 2 * self.point_duration_s(frequency_Hz) + READ_MARGIN_S
 
     def trigger(self, frequency_Hz: float) -> None:
-        """Set the generator frequency (Hz) and start one measurement (FR, then SI); its result line comes
-        point_duration_s() later and read_point() reads it."""
+        """Set the generator frequency (Hz), check that the 1260 took it (``*ESR?``), and start one
+        measurement (SI); its result line comes point_duration_s() later and read_point() reads it.
+
+        The check comes before SI: the 1260 handles commands in order, so a query after SI would be answered
+        only when the point is measured (and outlive the read timeout below about 0.1 Hz).
+        """
         f = check_number("frequency_Hz", frequency_Hz, FREQUENCY_HZ, "Hz")
         amplitude = self.ac_amplitude
         if f > HIGH_FREQUENCY_HZ and amplitude is not None and amplitude > HIGH_FREQUENCY_MAX_AMPLITUDE_V:
             raise ValueError(f"frequency_Hz = {f:g} Hz is above 10 MHz, where the 1260 gives at most 1 V rms, but "
                              f"ac_amplitude is {amplitude:g} V rms; lower the amplitude or the frequency")
         self.frequency = f
+        self.check_errors()  # also: nothing is in flight, so SI goes out at once, not held back by the socket
         self.write("SI")
-        self.check_errors(frequency_Hz=f)  # the round trip also means the 1260 has the SI before time moves on
 
     def read_point(self, frequency_Hz: float) -> complex:
         """The impedance Z = Z' + jZ'' (ohm) of the point triggered at ``frequency_Hz`` (Hz).
@@ -431,12 +458,25 @@ class Solartron1260(Instrument):
     def _timeout(self, seconds: float) -> Iterator[None]:
         """Let reads inside wait up to ``seconds`` (PyVISA counts ms), then restore the usual timeout."""
         connection = self.adapter.connection
-        usual = connection.timeout
-        connection.timeout = round(seconds * 1000)
+        usual, usual_s = connection.timeout, self._read_timeout_s
+        connection.timeout, self._read_timeout_s = round(seconds * 1000), seconds
         try:
             yield
         finally:
-            connection.timeout = usual
+            connection.timeout, self._read_timeout_s = usual, usual_s
+
+    @contextmanager
+    def _visa_errors(self, action: str) -> Iterator[None]:
+        """Raise a VISA error as a SolartronError naming ``action``, so that a procedure reports an instrument
+        fault instead of a traceback; a timeout as SolartronTimeout, which callers that wait may catch."""
+        try:
+            yield
+        except VisaIOError as e:
+            if e.error_code == StatusCode.error_timeout:
+                raise SolartronTimeout(f"the 1260 sent nothing within {self._read_timeout_s:g} s while {action}; "
+                                       "check its power, GPIB address and cable or gateway") from e
+            raise SolartronError(f"VISA error while {action}: {e.description}; check the GPIB cable or gateway "
+                                 "and the resource string") from e
 
     def _await_identity(self) -> str:
         """Ask ``*IDN?`` until the 1260 answers (it ignores the bus while it resets), past queued results."""
@@ -450,26 +490,14 @@ class Solartron1260(Instrument):
                         log.warning("dropped the result line %r left queued by an earlier measurement", reply)
                         reply = self.read()
                     return reply
-            except VisaIOError as e:
-                if e.error_code != StatusCode.error_timeout:
-                    raise
+            except SolartronTimeout:
                 log.info("the 1260 did not answer *IDN? within %g s of a reset (attempt %d of %d)",
                          READY_TIMEOUT_S, attempt, READY_ATTEMPTS)
         raise SolartronError(f"the 1260 did not answer *IDN? in {READY_ATTEMPTS} tries of {READY_TIMEOUT_S:g} s "
                              "after a reset (TT2); check its power, GPIB address and cable or gateway")
 
-    def _keep_if_current(self, result: Result, f: float | None) -> None:
-        if f is not None and abs(result.frequency_Hz - f) <= FREQUENCY_RTOL * f:
-            self._early = result
-        else:
-            log.warning("stale point: a result for %g Hz (%r) came after the next trigger; dropped it",
-                        result.frequency_Hz, result.line)
-
     def _read_result(self, f: float, timeout_s: float) -> Result:
         """The next result line for frequency ``f``, dropping stale ones."""
-        early, self._early = self._early, None
-        if early is not None and abs(early.frequency_Hz - f) <= FREQUENCY_RTOL * f:
-            return early
         for _ in range(1 + STALE_REREADS):
             result = parse_result(self._read_line(f, timeout_s))
             if abs(result.frequency_Hz - f) <= FREQUENCY_RTOL * f:
@@ -484,9 +512,7 @@ class Solartron1260(Instrument):
         try:
             with self._timeout(timeout_s):
                 return self.read()
-        except VisaIOError as e:
-            if e.error_code != StatusCode.error_timeout:
-                raise
+        except SolartronTimeout as e:
             raise SolartronError(f"no result for the point at {f:g} Hz within {timeout_s:g} s; was trigger() "
                                  "called, and do results go to GPIB (OP2,1, set by configure_potentiostatic())?") from e
 

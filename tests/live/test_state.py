@@ -87,9 +87,9 @@ def test_ce_cycles_and_insitu_spectra_and_r_tot(ce_run, insitu_run):
     assert [c["cycle"] for c in ce.cycles] == [1, 2, 3]
     assert all(c["ce_percent"] > 90 and c["plating_overpotential_mV"] > 0 for c in ce.cycles)
     eis = RunState.from_folder(insitu_run.folder)
-    assert [s.index for s in eis.spectra] == [1, 2, 3]
+    assert [s.index for s in eis.spectra] == [1, 2, 3, 4]  # the pristine cell's, then during and after the cycle
     assert all(len(s.freq) == len(s.z_real) == len(s.z_imag) > 10 for s in eis.spectra)
-    assert len(eis.r_tot) == 3 and all(r > 0 for _t, r in eis.r_tot)
+    assert len(eis.r_tot) == 4 and all(r > 0 for _t, r in eis.r_tot)
     assert [t for t, _r in eis.r_tot] == pytest.approx([s.test_time_s / 3600 for s in eis.spectra])
 
 

@@ -59,9 +59,11 @@ def test_insitu_eis_shows_r_tot_growing_through_stripping_and_links_spectra_to_c
     series = pd.read_csv(folder / TIMESERIES)
     per_spectrum = spectra.groupby("Spectrum Index / 1").first()
     assert len(per_spectrum) == out["result"]["spectra"] >= 2 * (2 * 23 + 1)
-    # every spectrum names a cycle and a step that exist in the time series, at a time inside the run
-    assert set(per_spectrum["Step Count / 1"]) <= set(series["Step Count / 1"])
-    assert set(per_spectrum["Cycle Count / 1"]) == {1, 2}
+    # the first spectrum is the pristine cell's, before any current (cycle 0, step 0); every later one names a
+    # cycle and a step that exist in the time series, at a time inside the run
+    assert per_spectrum[["Cycle Count / 1", "Step Count / 1"]].iloc[0].tolist() == [0, 0]
+    assert set(per_spectrum["Step Count / 1"].iloc[1:]) <= set(series["Step Count / 1"])
+    assert set(per_spectrum["Cycle Count / 1"]) == {0, 1, 2}
     assert per_spectrum["Test Time / s"].is_monotonic_increasing
     # the current was interrupted for every spectrum: half-cycles end on charge, never by time
     ends = [json.loads(x) for x in (folder / EVENTS).read_text().splitlines() if "half_cycle_ended" in x]

@@ -136,15 +136,18 @@ def test_the_analyzer_measures_its_channels_cell_in_time_stepped_by_the_sim_cloc
         host, port = sim.addresses()["clock"].split(":")
         clock = SimClock(host, int(port))
         try:
-            for command in ("TT2", "OP2,1", "CZ0", "IS 0.5", "MS 1", "FR 1.0E+00", "SI"):
+            for command in ("TT2", "OP2,1", "CZ0", "IS 0.5", "MS 1", "FR 1"):
                 inst.write(command)
-            assert inst.query("*ESR?") == "0"
+            assert inst.query("*ESR?") == "0"  # asked before SI: the 1260 answers nothing while it measures
+            inst.write("SI")
             clock.wait(4.0 - 1e-3)  # MS + max(IS, 3/FR) = 4 s
-            inst.write("*IDN?")
-            assert inst.read().startswith("1260 IMPEDANCE ANALYZER")  # no result yet
+            inst.timeout = 200
+            with pytest.raises(pyvisa.errors.VisaIOError):
+                inst.read()  # no result yet
+            inst.timeout = 5000
             clock.wait(10.0)  # stops at the result
             assert clock.now() == pytest.approx(4.0, rel=1e-12)
-            assert inst.read() == "+1.0000000E+00,+2.0000000E+01,+0.0000000E+00,0,00"  # channel 2: r = 20 ohm
+            assert inst.read() == "+1.0000000E+00,+2.0000E+01,+0.0000E+00,0,00"  # channel 2: r = 20 ohm
         finally:
             clock.close()
             inst.close()

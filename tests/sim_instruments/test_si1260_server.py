@@ -1,8 +1,9 @@
 """The Solartron 1260 emulator over a raw socket and through PyVISA: commands, errors, results, virtual time.
 
 Expected bytes are written out here from the wire contract (research/instruments.md §2), not produced with
-the emulator's own helpers. "No line yet" is checked without waiting: a ``*IDN?`` sent afterwards must come
-back first, because the emulator answers one connection in order.
+the emulator's own helpers. Like the 1260, the emulator handles commands in order: while a point is measured,
+later commands (queries too) wait for its result. "No line yet" is checked without waiting: while idle, a
+``*IDN?`` sent afterwards must come back first; while measuring, nothing has arrived on the socket.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import cmath
 import math
 import re
+import select
 import socket
 from collections.abc import Iterator
 
@@ -20,7 +22,9 @@ from labctl.sim_instruments.si1260_server import Si1260Emulator
 
 IDN = "1260 IMPEDANCE ANALYZER, SOLARTRON, 0, 0"
 COMMAND_ERROR, EXECUTION_ERROR = 32, 16
-RESULT = re.compile(r"([+-]\d\.\d{7}E[+-]\d{2}),([+-]\d\.\d{7}E[+-]\d{2}),([+-]\d\.\d{7}E[+-]\d{2}),0,00")
+# The manual's record (GPIB chapter 2.4.2): frequency 8 significant digits, the parameters 5, error, limits.
+RESULT = re.compile(r"([+-]\d\.\d{7}E[+-]\d{2}),([+-]\d\.\d{4}E[+-]\d{2}),([+-]\d\.\d{4}E[+-]\d{2}),0,00")
+OPERATION_COMPLETE, MAV, ESB, MSS = 1, 16, 32, 64
 SETUP = ("TT2", "OS0", "OT0", "OP2,1", "RH0", "SW0", "ME0", "BP0", "CE", "AU0", "GT0", "VA 0.01", "VB 0",
          "RA 1,0", "RA 3,0", "DC 1,0", "DC 3,0", "SO1,3", "CZ0", "UW0", "IS 0.1", "MS 0")  # fmt: skip
 
@@ -69,8 +73,13 @@ class Raw:
         return int(self.query("*ESR?"))
 
     def nothing_waiting(self) -> bool:
-        """True if no line is queued ahead of the reply to a new query."""
+        """True if no line is queued ahead of the reply to a new query (only while no point is measured)."""
         return self.query("*IDN?") == IDN
+
+    def nothing_received(self) -> bool:
+        """True if no byte has arrived (the emulator writes under the clock's lock, so after an advance
+        whatever it output is already on the socket)."""
+        return not self.buffer and not select.select([self.sock], [], [], 0)[0]
 
     def setup(self, *extra: str) -> None:
         self.send(*SETUP, *extra)
@@ -99,15 +108,22 @@ def client(analyzer: Si1260Emulator) -> Iterator[Raw]:
 
 
 def expected_line(frequency: float, a: float, b: float) -> str:
-    return f"{frequency:+.7E},{a:+.7E},{b:+.7E},0,00"
+    return f"{frequency:+.7E},{a:+.4E},{b:+.4E},0,00"
 
 
 def measure(client: Raw, clock: VirtualClock, *commands: str) -> str:
-    """Send ``commands`` and SI, let the measurement finish on the clock, read the result line."""
-    client.send(*commands, "SI")
-    assert client.esr() == 0  # also: SI has been handled before the clock moves
+    """Send ``commands`` (checked), then SI, let the measurement finish on the clock, read the result line."""
+    client.send(*commands)
+    assert client.esr() == 0
+    client.send("SI")  # no query after it: it would wait for the point
     clock.advance(1e6)
     return client.line()
+
+
+def start(client: Raw, *settings: str) -> None:
+    """Set the instrument up (checked), then trigger a point."""
+    client.setup(*settings)
+    client.send("SI")
 
 
 # --- identity, status register ---
@@ -132,6 +148,43 @@ def test_esr_reads_and_clears_and_cls_clears(client):
     assert client.esr() == 0
 
 
+def test_ieee_488_2_common_commands(client):
+    """The manual's IEEE 488 commands (§2.7): enable registers set and read back, *OPC sets bit 0 of the event
+    status register, *OPC? answers 1 once idle, *TST? answers 1 (the manual: 1 pass, 0 fail)."""
+    client.send("*ESE 36", "*SRE 48")
+    assert (client.query("*ESE?"), client.query("*SRE?")) == ("36", "48")
+    client.send("*OPC")
+    assert client.esr() == OPERATION_COMPLETE
+    assert client.query("*OPC?") == "1"
+    assert client.query("*TST?") == "1"
+    client.send("*CLS")  # clears the event status register, not the enable registers
+    assert (client.esr(), client.query("*ESE?")) == (0, "36")
+
+
+def test_status_byte_summarises_the_event_status_register(client):
+    """*STB? (IEEE 488.2): ESB (32) when an enabled event bit is set, MSS (64) when an enabled summary bit is
+    set; reading it changes nothing, *ESR? clears the events and so the summary."""
+    assert client.query("*STB?") == "0"
+    client.send("XX")  # command error, bit 32 of the event status register
+    assert client.query("*STB?") == "0"  # not enabled
+    client.send("*ESE 32")
+    assert client.query("*STB?") == str(ESB)
+    client.send("*SRE 32")
+    assert client.query("*STB?") == client.query("*STB?") == str(ESB | MSS)
+    assert client.esr() == COMMAND_ERROR
+    assert client.query("*STB?") == "0"
+
+
+def test_status_byte_reports_a_result_waiting_as_mav(client, clock):
+    """MAV (16): a *STB? sent with SI is answered after the point, behind the result line it reports."""
+    start(client)
+    client.send("*STB?")
+    clock.advance(10.0)
+    assert RESULT.fullmatch(client.line())
+    assert client.line() == str(MAV)
+    assert client.query("*STB?") == "0"  # a later query: the client has read what came before
+
+
 # --- configuration ---
 
 
@@ -147,17 +200,19 @@ def test_every_configuration_command_is_accepted_and_kept(client, analyzer):
     assert s.input_mode == {1: 1, 2: 1} and s.outer == {1: 1, 2: 0}
 
 
-@pytest.mark.parametrize("text", ["FR 1.0E3", "FR1000", "FR 1.0000000E+03", "fr 1e+03", "FR +1000.", "FR 0.1e4"])
+@pytest.mark.parametrize("text", ["FR 1.0E3", "FR1000", "FR 1.0000000E+03", "fr 1e+03", "FR +1000.", "FR 0.1e4",
+                                  "FR 1E3", "FR 1000000E-3"])
 def test_numbers_in_any_float_notation(client, analyzer, text):
     client.send("FR 5", text)
     assert client.esr() == 0
     assert analyzer.settings.frequency_Hz == 1000.0
 
 
-def test_tt2_restores_power_on_settings(client, analyzer, clock):
+@pytest.mark.parametrize("reset", ["TT2", "TT1", "TT 1"])
+def test_tt1_and_tt2_restore_power_on_settings(client, analyzer, clock, reset):
     client.setup("FR 5e3", "VA 0.5", "CZ1", "IS 2")
-    assert RESULT.fullmatch(measure(client, clock))
-    client.send("TT2")
+    assert measure(client, clock).startswith("+5.0000000E+03,")
+    client.send(reset)
     assert client.esr() == 0
     s = analyzer.settings
     assert (s.frequency_Hz, s.amplitude_V, s.integration_s, s.coordinates, s.output_gpib) == (1000.0, 0.0, 1.0, 0, False)
@@ -179,7 +234,7 @@ def test_unknown_or_malformed_commands_set_the_command_error_bit_only(client, an
     "FR 9e-6", "FR 3.3e7", "VA 3.01", "VA -0.1", "VB 41", "VB -40.96", "IS 0.009", "IS 1.1e5", "MS -1", "MS 2e5",
     "RA 0,0", "RA 1,4", "RA 2,4", "RA 3,6", "RA 4,0", "RA 1,0.5", "DC 4,0", "DC 1,2", "IP 3,0", "OU 1,2",
     "SO 1,2", "SO 2,1", "SO 3,3", "SO 1,4", "GT1", "GT2", "CZ2", "UW2", "OS1", "OT2", "OP 2,2", "OP 4,1", "TT3",
-    "RH1", "SW1", "AU1", "FR 1e99999",
+    "RH1", "SW1", "AU1", "FR 1e99999", "*ESE 256", "*ESE -1", "*ESE 1.5", "*SRE 256",
 ])  # fmt: skip
 def test_values_out_of_range_set_the_execution_error_bit_and_change_nothing(client, analyzer, command):
     before = repr(analyzer.settings)
@@ -215,6 +270,7 @@ def test_result_line_rectangular(client, clock, cell):
     z = cell.impedance(1000.0)
     assert line == expected_line(1000.0, z.real, z.imag)
     assert RESULT.fullmatch(line) and z.imag < 0  # capacitive: Z'' negative
+    assert len(line) == 43  # the manual's fixed-length record: 14 + 11 + 11 characters, error, limits
     assert cell.measured == [1000.0]
 
 
@@ -246,7 +302,7 @@ def test_do_before_any_result_is_an_execution_error(client):
 
 
 def test_results_are_not_output_unless_op2_is_on(client, clock, cell):
-    client.setup("OP2,0", "SI")
+    start(client, "OP2,0")
     assert clock.advance(10.0)[1]  # measured ...
     assert client.nothing_waiting()  # ... but not output
     assert cell.measured == [1000.0]
@@ -256,7 +312,7 @@ def test_results_are_not_output_unless_op2_is_on(client, clock, cell):
 
 
 def test_the_cell_is_measured_when_the_result_is_due(client, clock, cell):
-    client.setup("SI")
+    start(client)
     cell.r = 200.0  # the cell changes during the integration: the result is the cell at its end
     clock.advance(1.0)
     z = RCCell(r=200.0).impedance(1000.0)
@@ -274,9 +330,9 @@ def test_the_cell_is_measured_when_the_result_is_due(client, clock, cell):
     (1e-5, 0.01, 0.0, 3e5),
 ])  # fmt: skip
 def test_result_appears_exactly_after_delay_plus_integration(client, clock, frequency, integration, delay, duration):
-    client.setup(f"FR {frequency:.7E}", f"IS {integration}", f"MS {delay}", "SI")
+    start(client, f"FR {frequency:.7E}", f"IS {integration}", f"MS {delay}")
     clock.advance(duration * (1 - 1e-4))
-    assert client.nothing_waiting()
+    assert client.nothing_received()
     t, event = clock.advance(10 * duration)  # a stepped clock stops on the result
     assert event and t == pytest.approx(duration, rel=1e-6)
     assert client.line().startswith(f"{frequency:+.7E},")
@@ -285,14 +341,14 @@ def test_result_appears_exactly_after_delay_plus_integration(client, clock, freq
 
 def test_a_client_that_waits_for_the_frequency_it_meant_gets_the_point_its_8_digits_asked_for(client, clock):
     meant = 25.118864315095795  # sent as 2.5118864E+01, a little lower: 3/f a little longer
-    client.setup(f"FR {meant:.7E}", "IS 0.01", "SI")
+    start(client, f"FR {meant:.7E}", "IS 0.01")
     clock.advance(3 / meant)
     assert client.line().startswith("+2.5118864E+01,")
 
 
 def test_the_clock_lands_on_the_result_in_one_long_substep_or_many(analyzer, client):
     clock = analyzer.clock
-    client.setup("FR 0.01", "SI")  # 300 s, integrated in the clock's 1 s substeps
+    start(client, "FR 0.01")  # 300 s, integrated in the clock's 1 s substeps
     assert clock.advance(1000.0) == (pytest.approx(300.0, rel=1e-6), True)
     assert client.line().startswith("+1.0000000E-02,")
 
@@ -301,7 +357,7 @@ def test_a_free_running_clock_delivers_the_result(cell):
     clock = VirtualClock()
     with Si1260Emulator(clock, cell) as analyzer:
         raw = Raw(analyzer.address)
-        raw.setup("IS 1", "SI")
+        start(raw, "IS 1")
         clock.run_free(speed=1000.0)
         try:
             assert raw.line().startswith("+1.0000000E+03,")
@@ -311,36 +367,51 @@ def test_a_free_running_clock_delivers_the_result(cell):
 
 
 def test_a_result_nobody_read_comes_first_after_the_next_trigger(client, clock):
-    client.setup("FR 1000", "SI")
+    start(client, "FR 1000")
     clock.advance(5.0)  # the 1 kHz result is output, and nobody reads it
     client.send("FR 100", "SI", "*ESR?")
     assert client.line().startswith("+1.0000000E+03,")  # a read after the new trigger: the stale point
-    assert client.line() == "0"
     clock.advance(5.0)
     assert client.line().startswith("+1.0000000E+02,")  # the point just asked for
+    assert client.line() == "0"  # *ESR? waited for it
 
 
-@pytest.mark.parametrize("command", ["BK", "*RST", "TT2", "bk"])
-def test_break_reset_cancel_a_pending_measurement(client, clock, cell, command):
-    client.setup("SI", command)
-    assert client.esr() == 0
-    assert clock.advance(100.0) == (100.0, False)  # no longer a participant: nothing stops the clock
+def test_commands_sent_during_a_measurement_wait_for_its_result(client, clock, cell):
+    """Issue 14: the 1260 handles commands in order; *ESR?, *IDN? and settings sent while a point is measured
+    are executed after it, and their replies follow the result line."""
+    start(client, "FR 0.1")  # 30 s
+    client.send("*ESR?", "FR 1000", "XX", "*IDN?", "*ESR?")
+    clock.advance(29.0)
+    assert client.nothing_received()
+    assert clock.advance(10.0) == (pytest.approx(30.0), True)
+    assert client.line().startswith("+1.0000000E-01,")
+    assert [client.line(), client.line(), client.line()] == ["0", IDN, str(COMMAND_ERROR)]
+    assert cell.measured == [0.1]
+
+
+def test_a_second_trigger_waits_for_the_first_point(client, clock, cell):
+    start(client, "FR 0.1")  # 30 s, then the 1 kHz point (0.1 s)
+    client.send("FR 1000", "SI")
+    assert clock.advance(100.0) == (pytest.approx(30.0), True)
+    assert client.line().startswith("+1.0000000E-01,")
+    assert clock.advance(100.0) == (pytest.approx(30.1), True)  # the clock's time: 30 s, then 0.1 s
+    assert client.line().startswith("+1.0000000E+03,")
+    assert cell.measured == [0.1, 1000.0]
+
+
+@pytest.mark.parametrize("command", ["BK", "*RST", "TT2", "TT1", "bk"])
+def test_break_reset_cancel_a_pending_measurement_at_once(client, clock, cell, command):
+    start(client, "FR 0.01")  # 300 s
+    client.send(command)
+    assert client.esr() == 0  # answered without the clock moving: the point was ended
+    assert clock.advance(1000.0) == (1000.0, False)  # no longer a participant: nothing stops the clock
     assert client.nothing_waiting()
     assert cell.measured == []
 
 
-def test_a_new_trigger_replaces_the_pending_measurement(client, clock, cell):
-    client.setup("FR 0.1", "SI", "FR 1000", "SI")
-    assert client.esr() == 0
-    assert clock.advance(100.0) == (pytest.approx(0.1), True)
-    assert client.line().startswith("+1.0000000E+03,")
-    assert clock.advance(100.0)[1] is False
-    assert cell.measured == [1000.0]
-
-
 def test_a_client_that_leaves_before_its_result_does_not_disturb_the_bench(analyzer, clock, cell):
     raw = Raw(analyzer.address)
-    raw.setup("SI")
+    start(raw)
     raw.close()
     assert clock.advance(10.0)[1]  # measured, output dropped
     assert analyzer.last_result == (1000.0, cell.impedance(1000.0))
@@ -355,7 +426,7 @@ def test_a_client_that_leaves_before_its_result_does_not_disturb_the_bench(analy
 def test_closing_the_emulator_leaves_the_clock(clock, cell):
     analyzer = Si1260Emulator(clock, cell)
     raw = Raw(analyzer.address)
-    raw.setup("SI")
+    start(raw)
     raw.close()
     analyzer.close()
     assert clock.advance(10.0) == (10.0, False)
@@ -366,7 +437,7 @@ def test_one_instrument_many_connections_results_go_to_the_trigger(analyzer, cli
     try:
         other.send("FR 250")  # settings are the instrument's, whoever sets them
         assert other.esr() == 0
-        client.setup("FR 250", "SI")
+        start(client, "FR 250")
         clock.advance(1.0)
         assert client.line().startswith("+2.5000000E+02,")
         assert other.nothing_waiting()
@@ -392,10 +463,10 @@ def test_pyvisa_socket_resource(analyzer, clock, cell):
         inst.write("FR 1.0000000E+04")
         assert inst.query("*ESR?") == "0"
         inst.write("SI")
-        assert inst.query("*ESR?") == "0"
         clock.advance(1.0)
         z = cell.impedance(1e4)
         assert inst.read() == expected_line(1e4, z.real, z.imag)
+        assert inst.query("*ESR?") == "0"
         inst.write("FR 1e8")
         assert int(inst.query("*ESR?")) == EXECUTION_ERROR
     finally:

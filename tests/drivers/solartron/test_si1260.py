@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import socket
 import threading
 import warnings
@@ -23,21 +24,35 @@ from pymeasure.test import expected_protocol
 from pyvisa.constants import StatusCode
 from pyvisa.errors import VisaIOError
 
-from labctl.drivers.solartron.si1260 import Solartron1260, Solartron1260Analyzer, SolartronError
+from labctl.drivers.solartron.si1260 import (
+    Solartron1260,
+    Solartron1260Analyzer,
+    SolartronError,
+    SolartronTimeout,
+    number,
+)
 from labctl.roles import ImpedanceAnalyzer
+from labctl.sim_instruments.clock import VirtualClock
+from labctl.sim_instruments.si1260_server import Si1260Emulator
 
 IDN = "1260 IMPEDANCE ANALYZER, SOLARTRON, 0, 0"
 TIMEOUT = "<no reply: the VISA read times out>"
+LOST = "<no reply: the connection is lost>"
 BAD_NUMBERS = [math.nan, math.inf, True, "1", None]
+# The manual's result record (GPIB chapter 2.4.2): frequency in 14 characters (8 digits), the two parameters in
+# 11 (5 digits), a one-digit error code and a two-character limits code, comma-separated: 43 characters.
+MANUAL_RECORD = re.compile(r"[+-]\d\.\d{7}E[+-]\d\d(,[+-]\d\.\d{4}E[+-]\d\d){2},\d,(00|[+-]1)")
 
 
 class _TimingOutAdapter(ProtocolAdapter):
-    """A ProtocolAdapter whose TIMEOUT reply raises PyVISA's timeout error instead of being read."""
+    """A ProtocolAdapter whose TIMEOUT and LOST replies raise PyVISA's errors instead of being read."""
 
     def _read(self, **kwargs):
         reply = super()._read(**kwargs)
         if reply == TIMEOUT:
             raise VisaIOError(StatusCode.error_timeout)
+        if reply == LOST:
+            raise VisaIOError(StatusCode.error_connection_lost)
         return reply
 
 
@@ -50,8 +65,8 @@ def replay(transcript):
     assert adapter._read_buffer is None and adapter._write_buffer is None
 
 
-def configured(amplitude="1.0000000E-02", bias="0.0000000E+00", integration="1.0000000E-01",
-               delay="0.0000000E+00", esr="0"):
+def configured(amplitude="0.01", bias="0", integration="0.1",
+               delay="0", esr="0"):
     """configure_potentiostatic's transcript: reset, known state, values, then *ESR?."""
     return [
         ("TT2", None), ("*IDN?", IDN), ("*CLS", None),
@@ -64,7 +79,7 @@ def configured(amplitude="1.0000000E-02", bias="0.0000000E+00", integration="1.0
 
 
 # Reading needs the coordinates, integration time and delay: set here through the properties.
-TIMING = [("IS 1.0000000E-01", None), ("MS 0.0000000E+00", None)]
+TIMING = [("IS 0.1", None), ("MS 0", None)]
 
 
 def ready(inst, coordinates="rectangular"):
@@ -121,12 +136,31 @@ def test_id():
         assert inst.id == IDN
 
 
-@pytest.mark.parametrize("hz, sent", [(1000, "FR 1.0000000E+03"), (10e-6, "FR 1.0000000E-05"),
-                                      (32e6, "FR 3.2000000E+07"), (0.1, "FR 1.0000000E-01")])
+@pytest.mark.parametrize("hz, sent", [(1000, "FR 1000"), (10e-6, "FR 1E-5"),
+                                      (32e6, "FR 32000000"), (0.1, "FR 0.1")])
 def test_frequency(hz, sent):
     """§2.3 FR, 10 µHz .. 32 MHz; mantissa and upper-case signed exponent (§2.10: the 1260 rejects 'e+03')."""
     with expected_protocol(Solartron1260, [(sent, None)]) as inst:
         inst.frequency = hz
+
+
+@pytest.mark.parametrize("value, text", [
+    (1000, "1000"), (0.1, "0.1"), (32e6, "32000000"), (10e-6, "1E-5"), (0.005, "0.005"), (-40.95, "-40.95"),
+    (40.95, "40.95"), (0, "0"), (-0.0, "0"), (1e5, "100000"), (2.5e-5, "2.5E-5"), (1e-4, "0.0001"),
+    (25.118864315095795, "25.118864"), (1258.9254117941673, "1258.9254"), (0.012589254117941675, "0.012589254"),
+])  # fmt: skip
+def test_number(value, text):
+    """Issue 14: plain decimals, or one upper-case E with a one-digit exponent; never 'E+03' or 'e-05'."""
+    assert number(value) == text
+
+
+def test_number_round_trips_to_the_8_digits_the_1260_takes():
+    """Every frequency of 40 points per decade over 10 µHz .. 32 MHz, and biases over ±40.95 V."""
+    values = [10 ** (k / 40) for k in range(-200, 301)] + [k * 0.0123 - 40.95 for k in range(6659)]
+    for value in values:
+        text = number(value)
+        assert re.fullmatch(r"-?\d+(\.\d+)?(E-?\d)?", text), text
+        assert float(text) == float(f"{value:.8g}"), (value, text)
 
 
 @pytest.mark.parametrize("hz", [9e-6, 32.1e6, 0, -1000, *BAD_NUMBERS])
@@ -136,7 +170,7 @@ def test_frequency_refuses(hz):
         inst.frequency = hz
 
 
-@pytest.mark.parametrize("volts, sent", [(0.01, "VA 1.0000000E-02"), (3, "VA 3.0000000E+00"), (0, "VA 0.0000000E+00")])
+@pytest.mark.parametrize("volts, sent", [(0.01, "VA 0.01"), (3, "VA 3"), (0, "VA 0")])
 def test_ac_amplitude(volts, sent):
     """§2.3 VA, V rms 0 .. 3; the driver remembers it (the 1260 cannot be asked)."""
     with expected_protocol(Solartron1260, [(sent, None)]) as inst:
@@ -153,8 +187,8 @@ def test_ac_amplitude_refuses(volts):
     assert inst.ac_amplitude is None
 
 
-@pytest.mark.parametrize("volts, sent", [(-40.95, "VB -4.0950000E+01"), (40.95, "VB 4.0950000E+01"),
-                                         (0.25, "VB 2.5000000E-01"), (-0.0, "VB 0.0000000E+00")])
+@pytest.mark.parametrize("volts, sent", [(-40.95, "VB -40.95"), (40.95, "VB 40.95"),
+                                         (0.25, "VB 0.25"), (-0.0, "VB 0")])
 def test_dc_bias(volts, sent):
     """§2.3 VB, ±40.95 V."""
     with expected_protocol(Solartron1260, [(sent, None)]) as inst:
@@ -168,8 +202,8 @@ def test_dc_bias_refuses(volts):
         inst.dc_bias = volts
 
 
-@pytest.mark.parametrize("seconds, sent", [(0.01, "IS 1.0000000E-02"), (1, "IS 1.0000000E+00"),
-                                           (1e5, "IS 1.0000000E+05")])
+@pytest.mark.parametrize("seconds, sent", [(0.01, "IS 0.01"), (1, "IS 1"),
+                                           (1e5, "IS 100000")])
 def test_integration_time(seconds, sent):
     """§2.3 IS (e.g. ``IS 1``, ``IS 2.0E-1``); contract range 0.01 .. 1e5 s."""
     with expected_protocol(Solartron1260, [(sent, None)]) as inst:
@@ -184,7 +218,7 @@ def test_integration_time_refuses(seconds):
         inst.integration_time = seconds
 
 
-@pytest.mark.parametrize("seconds, sent", [(0, "MS 0.0000000E+00"), (2.5, "MS 2.5000000E+00")])
+@pytest.mark.parametrize("seconds, sent", [(0, "MS 0"), (2.5, "MS 2.5")])
 def test_measurement_delay(seconds, sent):
     """§2.3 MS, measurement (settling) delay; contract range 0 .. 1e5 s."""
     with expected_protocol(Solartron1260, [(sent, None)]) as inst:
@@ -299,7 +333,7 @@ def test_reset():
 
 def test_reset_drops_queued_results(caplog):
     """§2.4: a result left queued by an aborted point would answer the next query; reset reads past it."""
-    stale = "+1.0000000E+01,+1.0000000E+02,-5.0000000E+01,0,00"
+    stale = "+1.0000000E+01,+1.0000E+02,-5.0000E+01,0,00"
     with expected_protocol(Solartron1260, [("TT2", None), ("*IDN?", stale), (None, IDN)]) as inst:
         inst.reset()
     assert "dropped the result line" in caplog.text
@@ -392,9 +426,22 @@ def test_check_errors_unreadable_reply():
         inst.check_errors()
 
 
+def test_check_errors_no_answer_is_a_solartron_error():
+    """Issue 14: a query that outlives the VISA timeout (a point still measured) is a SolartronError (a
+    SolartronTimeout), never a raw VisaIOError."""
+    with replay([("*ESR?", TIMEOUT)]) as inst, pytest.raises(SolartronTimeout, match=r"within 20 s .*\*ESR\?"):
+        inst.check_errors()
+
+
+def test_a_lost_connection_is_a_solartron_error():
+    """Any other VISA error is a SolartronError naming what was under way."""
+    with replay([("*IDN?", LOST)]) as inst, pytest.raises(SolartronError, match="VISA error while waiting .*IDN"):
+        inst.analyzer().identity()
+
+
 def test_check_errors_drops_a_stale_result_queued_before_the_register(caplog):
     """§2.4: a result still queued from an earlier point comes before the *ESR? answer; it is dropped."""
-    transcript = [("*ESR?", "+1.0000000E+03,+1.0000000E+02,-1.0000000E+01,0,00"), (None, "0")]
+    transcript = [("*ESR?", "+1.0000000E+03,+1.0000E+02,-1.0000E+01,0,00"), (None, "0")]
     with expected_protocol(Solartron1260, transcript) as inst, caplog.at_level(logging.WARNING):
         assert inst.check_errors() == []
     assert "stale point" in caplog.text
@@ -405,8 +452,8 @@ def test_check_errors_drops_a_stale_result_queued_before_the_register(caplog):
 def test_configure_potentiostatic():
     """§2.5 recipes, made complete: TT2, *CLS, output format and routing (OS0 OT0 OP2,1 RH0), SW0 AU0, GT0,
     SO1,3, CZ0, UW0, autoranges, DC coupling, then VA VB IS MS and *ESR?."""
-    transcript = configured(amplitude="5.0000000E-03", bias="2.5000000E-01", integration="1.0000000E+00",
-                            delay="5.0000000E-01")
+    transcript = configured(amplitude="0.005", bias="0.25", integration="1",
+                            delay="0.5")
     with expected_protocol(Solartron1260, transcript) as inst:
         inst.configure_potentiostatic(0.005, dc_bias_V=0.25, integration_time_s=1, delay_s=0.5)
         assert (inst.coordinates, inst.ac_amplitude, inst.integration_time, inst.measurement_delay) == (
@@ -436,14 +483,14 @@ def test_configure_potentiostatic_reports_a_refused_command():
     with expected_protocol(Solartron1260, configured(esr="32")) as inst, pytest.raises(SolartronError) as error:
         inst.configure_potentiostatic(0.01)
     message = str(error.value)
-    assert "command error" in message and "OS0; OT0; OP2,1" in message and "MS 0.0000000E+00" in message
+    assert "command error" in message and "OS0; OT0; OP2,1" in message and "MS 0" in message
     assert "TT2" not in message
 
 
 @pytest.mark.parametrize("hz, seconds", [(1000, 2.1), (30, 2.1), (1, 5.0), (0.01, 302.0)])
 def test_point_duration_s(hz, seconds):
     """Contract timing: MS + max(IS, 3 / FR); here IS = 0.1 s, MS = 2 s."""
-    with expected_protocol(Solartron1260, [("IS 1.0000000E-01", None), ("MS 2.0000000E+00", None)]) as inst:
+    with expected_protocol(Solartron1260, [("IS 0.1", None), ("MS 2", None)]) as inst:
         inst.integration_time = 0.1
         inst.measurement_delay = 2
         assert inst.point_duration_s(hz) == pytest.approx(seconds)
@@ -465,26 +512,30 @@ def test_read_timeout_s(hz, seconds):
 
 
 def test_trigger():
-    """§2.5: per point FR f, then SI (single measurement)."""
-    with expected_protocol(Solartron1260, [("FR 1.0000000E+03", None), ("SI", None), ("*ESR?", "0")]) as inst:
+    """§2.5: per point FR f, then SI; the status check comes before SI, where an instrument that works in
+    order answers at once (issue 14: after SI it answers only when the point is measured)."""
+    with expected_protocol(Solartron1260, [("FR 1000", None), ("*ESR?", "0"), ("SI", None)]) as inst:
         inst.trigger(1000)
 
 
 def test_trigger_confirms_the_frequency_was_accepted():
-    """The *ESR? round trip after SI reports a rejected FR at once (execution error, bit 16)."""
-    transcript = [("FR 1.0000000E+03", None), ("SI", None), ("*ESR?", "16")]
-    with expected_protocol(Solartron1260, transcript) as inst, pytest.raises(SolartronError, match="FR 1.0000000E"):
+    """The *ESR? round trip reports a rejected FR at once (execution error, bit 16), before SI is sent."""
+    transcript = [("FR 1000", None), ("*ESR?", "16")]
+    with expected_protocol(Solartron1260, transcript) as inst, pytest.raises(SolartronError, match="FR 1000"):
         inst.trigger(1000)
 
 
-def test_a_fast_point_finished_before_the_status_answer_is_kept():
-    """At high frequency the result can come before the *ESR? answer; read_point() returns it."""
-    line = "+1.0000000E+05,+5.0000000E+01,-1.0000000E+00,0,00"
-    transcript = [("CZ0", None), *TIMING, ("FR 1.0000000E+05", None), ("SI", None), ("*ESR?", line), (None, "0")]
-    with expected_protocol(Solartron1260, transcript) as inst:
+def test_a_result_queued_before_the_trigger_is_stale_even_at_the_same_frequency(caplog):
+    """A result nobody read comes before the *ESR? answer of the next trigger: it belongs to an earlier SI,
+    whatever its frequency, so it is dropped and read_point() returns the new point."""
+    old, new = "+1.0000000E+05,+5.0000E+01,-1.0000E+00,0,00", "+1.0000000E+05,+6.0000E+01,-2.0000E+00,0,00"
+    transcript = [("CZ0", None), *TIMING, ("FR 100000", None), ("*ESR?", old), (None, "0"), ("SI", None),
+                  (None, new)]
+    with expected_protocol(Solartron1260, transcript) as inst, caplog.at_level(logging.WARNING):
         ready(inst)
         inst.trigger(1e5)
-        assert inst.read_point(1e5) == complex(50, -1)
+        assert inst.read_point(1e5) == complex(60, -2)
+    assert "stale point" in caplog.text
 
 
 @pytest.mark.parametrize("hz", [5e-6, 33e6, math.nan, "1000"])
@@ -496,8 +547,7 @@ def test_trigger_refuses(hz):
 
 def test_trigger_refuses_high_amplitude_above_10_MHz():
     """§2.3 VA: at most 1 V rms above 10 MHz; 1 V is still allowed there."""
-    transcript = [("VA 2.0000000E+00", None), ("VA 1.0000000E+00", None), ("FR 2.0000000E+07", None), ("SI", None),
-                  ("*ESR?", "0")]
+    transcript = [("VA 2", None), ("VA 1", None), ("FR 20000000", None), ("*ESR?", "0"), ("SI", None)]
     with expected_protocol(Solartron1260, transcript) as inst:
         inst.ac_amplitude = 2
         with pytest.raises(ValueError, match="10 MHz"):
@@ -508,15 +558,15 @@ def test_trigger_refuses_high_amplitude_above_10_MHz():
 
 def test_read_point_rectangular():
     """§2.4 with CZ0: F, Z', Z'' (ohm), error 0, limits 00 (the bench-verified format)."""
-    line = "+1.0000000E+03,+1.2345600E+02,-4.5678900E+01,0,00"
+    line = "+1.0000000E+03,+1.2346E+02,-4.5679E+01,0,00"
     with expected_protocol(Solartron1260, [("CZ0", None), *TIMING, (None, line)]) as inst:
         ready(inst)
-        assert inst.read_point(1000) == complex(123.456, -45.6789)
+        assert inst.read_point(1000) == complex(123.46, -45.679)
 
 
 def test_read_point_polar():
     """§2.4 with CZ1: F, |Z| (ohm), phase (degrees)."""
-    line = "+1.0000000E+01,+1.0000000E+02,-3.0000000E+01,0,00"
+    line = "+1.0000000E+01,+1.0000E+02,-3.0000E+01,0,00"
     with expected_protocol(Solartron1260, [("CZ1", None), *TIMING, (None, line)]) as inst:
         ready(inst, "polar")
         z = inst.read_point(10)
@@ -526,9 +576,9 @@ def test_read_point_polar():
 
 def test_read_point_rereads_a_stale_point(caplog):
     """§2.4/§2.10: read late, the queue still holds the previous point (1258.9 Hz); it is dropped, not returned."""
-    transcript = [("CZ0", None), *TIMING, ("FR 1.0000000E+03", None), ("SI", None), ("*ESR?", "0"),
-                  (None, "+1.2589254E+03,+1.1000000E+02,-4.0000000E+01,0,00"),
-                  (None, "+1.0000000E+03,+1.2000000E+02,-4.5000000E+01,0,00")]
+    transcript = [("CZ0", None), *TIMING, ("FR 1000", None), ("*ESR?", "0"), ("SI", None),
+                  (None, "+1.2589254E+03,+1.1000E+02,-4.0000E+01,0,00"),
+                  (None, "+1.0000000E+03,+1.2000E+02,-4.5000E+01,0,00")]
     with expected_protocol(Solartron1260, transcript) as inst:
         ready(inst)
         inst.trigger(1000)
@@ -539,7 +589,7 @@ def test_read_point_rereads_a_stale_point(caplog):
 
 def test_read_point_accepts_the_instruments_rounding():
     """A returned frequency within 1e-4 (relative) of the one asked for is the same point."""
-    line = "+1.2589250E+03,+1.0000000E+02,-1.0000000E+01,0,00"
+    line = "+1.2589250E+03,+1.0000E+02,-1.0000E+01,0,00"
     with expected_protocol(Solartron1260, [("CZ0", None), *TIMING, (None, line)]) as inst:
         ready(inst)
         assert inst.read_point(1258.9254) == complex(100, -10)
@@ -547,7 +597,7 @@ def test_read_point_accepts_the_instruments_rounding():
 
 def test_read_point_gives_up_on_stale_points():
     """Four stale results in a row: an error, and none of them returned."""
-    stale = (None, "+2.0000000E+03,+1.0000000E+02,-1.0000000E+01,0,00")
+    stale = (None, "+2.0000000E+03,+1.0000E+02,-1.0000E+01,0,00")
     with expected_protocol(Solartron1260, [("CZ0", None), *TIMING, *[stale] * 4]) as inst:
         ready(inst)
         with pytest.raises(SolartronError, match="other frequencies than 1000 Hz"):
@@ -556,23 +606,24 @@ def test_read_point_gives_up_on_stale_points():
 
 def test_read_point_error_flag():
     """§2.4: a non-zero error field flags the point; it is raised, not returned."""
-    line = "+1.0000000E+03,+1.0000000E+02,-1.0000000E+01,1,00"
+    line = "+1.0000000E+03,+1.0000E+02,-1.0000E+01,1,00"
     with expected_protocol(Solartron1260, [("CZ0", None), *TIMING, (None, line)]) as inst:
         ready(inst)
         with pytest.raises(SolartronError, match="error 1"):
             inst.read_point(1000)
 
 
-def test_read_point_limit_flags_are_logged(caplog):
-    """§2.4: limit flags other than 00 are reported; the point stands."""
-    line = "+1.0000000E+03,+1.0000000E+02,-1.0000000E+01,0,01"
+@pytest.mark.parametrize("limits", ["01", "-1", "+1"])
+def test_read_point_limit_flags_are_logged(caplog, limits):
+    """§2.4: limit flags other than 00 (the manual: -1 low, +1 high) are reported; the point stands."""
+    line = f"+1.0000000E+03,+1.0000E+02,-1.0000E+01,0,{limits}"
     with expected_protocol(Solartron1260, [("CZ0", None), *TIMING, (None, line)]) as inst:
         ready(inst)
         assert inst.read_point(1000) == complex(100, -10)
-    assert "limit flags '01'" in caplog.text
+    assert f"limit flags '{limits}'" in caplog.text
 
 
-@pytest.mark.parametrize("line", ["OVERLOAD", "", "+1.0000000E+03,+1.0000000E+02", "+1.0E+03,abc,-1.0E+01,0,00",
+@pytest.mark.parametrize("line", ["OVERLOAD", "", "+1.0000000E+03,+1.0000E+02", "+1.0E+03,abc,-1.0E+01,0,00",
                                   "+1.0E+03,+1.0E+02,-1.0E+01,0,00,9", "FREQ +1.0E+03,+1.0E+02,-1.0E+01,0,00",
                                   "+1.0E+03,NaN,-1.0E+01,0,00"])
 def test_read_point_unparsable(line):
@@ -587,8 +638,8 @@ def test_read_point_unparsable(line):
 def test_read_point_timeout_grows_at_low_frequency():
     """§2.10: low-frequency points need long timeouts. The read at 0.01 Hz waits 605 s (2 x 300 s + 5 s),
     at 1 kHz 5.2 s; the usual timeout is restored after each read."""
-    lines = [(None, "+1.0000000E-02,+1.0000000E+03,-2.0000000E+03,0,00"),
-             (None, "+1.0000000E+03,+1.0000000E+02,-1.0000000E+01,0,00")]
+    lines = [(None, "+1.0000000E-02,+1.0000E+03,-2.0000E+03,0,00"),
+             (None, "+1.0000000E+03,+1.0000E+02,-1.0000E+01,0,00")]
     with expected_protocol(Solartron1260, [("CZ0", None), *TIMING, *lines]) as inst:
         ready(inst)
         timeout = PropertyMock(return_value=20_000)
@@ -600,7 +651,7 @@ def test_read_point_timeout_grows_at_low_frequency():
 
 def test_read_point_no_result():
     """No line within the timeout: an error naming the point and what to check."""
-    with replay([("CZ0", None), *TIMING, ("FR 1.0000000E+03", None), ("SI", None), ("*ESR?", "0"),
+    with replay([("CZ0", None), *TIMING, ("FR 1000", None), ("*ESR?", "0"), ("SI", None),
                  (None, TIMEOUT)]) as inst:
         ready(inst)
         inst.trigger(1000)
@@ -652,8 +703,8 @@ def test_analyzer_identity_of_another_instrument():
 
 def test_analyzer_spectrum_point():
     """The role's configure, point_duration_s, trigger and read are the driver's, byte for byte."""
-    transcript = [*configured(), ("FR 1.0000000E+02", None), ("SI", None), ("*ESR?", "0"),
-                  (None, "+1.0000000E+02,+5.0000000E+01,-2.0000000E+01,0,00")]
+    transcript = [*configured(), ("FR 100", None), ("*ESR?", "0"), ("SI", None),
+                  (None, "+1.0000000E+02,+5.0000E+01,-2.0000E+01,0,00")]
     with expected_protocol(Solartron1260, transcript) as inst:
         analyzer = inst.analyzer()
         analyzer.configure(amplitude_V=0.01)
@@ -666,3 +717,60 @@ def test_analyzer_close():
     with expected_protocol(Solartron1260, []) as inst:
         inst.analyzer().close()
         assert inst.adapter.connection.close.called
+
+
+# --- against the in-order emulator on a virtual clock (issue 14) ---
+
+
+class RCCell:
+    """R ‖ C, noise-free: 100 ohm, 1 µF."""
+
+    def impedance(self, frequency_Hz: float) -> complex:
+        return 100.0 / (1 + 2j * math.pi * frequency_Hz * 100.0 * 1e-6)
+
+    measured_impedance = impedance
+
+
+@pytest.fixture
+def bench():
+    """A stepped virtual clock (time moves only when a test advances it), an emulated 1260 on it, and the
+    driver connected through PyVISA with a 2 s timeout, so a query that waits on the clock fails fast."""
+    clock = VirtualClock()
+    with Si1260Emulator(clock, RCCell()) as emulator:
+        inst = Solartron1260(f"TCPIP::127.0.0.1::{emulator.port}::SOCKET", visa_library="@py", timeout=2000)
+        try:
+            inst.configure_potentiostatic(0.01)
+            yield clock, inst
+        finally:
+            inst.adapter.close()
+
+
+@pytest.mark.parametrize("hz", [1e5, 1000.0, 0.01])
+def test_a_point_waits_once_and_reads_the_manuals_record(bench, hz):
+    """trigger() returns at once (no query blocks on the measurement), the point is read after exactly its own
+    duration of bench time, and the result is the cell at 5 significant digits. At 0.01 Hz (300 s) the old
+    *ESR? after SI outlived the VISA timeout and a raw VisaIOError escaped."""
+    clock, inst = bench
+    duration = inst.point_duration_s(hz)
+    inst.trigger(hz)
+    assert clock.now == 0.0  # nothing waited for the point
+    clock.advance(duration)
+    z = inst.read_point(hz)
+    assert clock.now == pytest.approx(duration)
+    expected = RCCell().impedance(hz)
+    assert (z.real, z.imag) == (pytest.approx(expected.real, rel=1e-4), pytest.approx(expected.imag, rel=1e-4))
+    inst.write("DO")  # the same result again, read raw: the manual's 43-character record
+    line = inst.read()
+    assert MANUAL_RECORD.fullmatch(line) and len(line) == 43
+
+
+def test_a_query_during_a_measurement_is_a_solartron_timeout_and_the_point_survives(bench):
+    """An in-order 1260 answers *ESR? only after the point: asked during a 300 s point, the 2 s timeout
+    passes and a SolartronTimeout (not a VisaIOError) is raised; the result still comes first afterwards."""
+    clock, inst = bench
+    inst.trigger(0.01)
+    with pytest.raises(SolartronTimeout, match=r"within 2 s .*'\*ESR\?'"):
+        inst.check_errors()
+    clock.advance(inst.point_duration_s(0.01))
+    assert inst.read_point(0.01) == pytest.approx(RCCell().impedance(0.01), rel=1e-4)
+    assert inst.read() == "0"  # the late answer to *ESR?, after the result
