@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from labctl.analysis.shorts import BelowFloor, Finding, Sample, SuddenDrop, VoltageNoise, finding_at
+from labctl.analysis.shorts import Collapse, Finding, Sample, VoltageNoise, finding_at
 from labctl.analysis.timeseries import CURRENT, CYCLE, STEP, TIME, VOLTAGE, checked_series, load_bdf_csv, numbers
 from labctl.units import SECONDS_PER_HOUR, areal_mAh_cm2, density_mA_cm2
 
@@ -36,7 +36,6 @@ END_REASONS = (None, "time", "charge", "voltage_high", "voltage_low")
 LIMIT_TOLERANCE = 0.005  # |V| within 0.5 % of the limit has reached it (logged values are rounded)
 STEP_FRACTION = 0.5  # C: a level's median |V| below half the previous level's although |j| rose
 GROWTH_FRACTION = 0.5  # E (event): |V| grew by more than 50 % within a segment ...
-SAME_CAPACITY = 0.05  # half-cycles of two levels within 5 % of each other: a fixed-capacity protocol
 CONVENTION = ("CCD = j_fail, the current density of the step in which the cell failed; j_last_pass is the last "
               "step completed without failure (the Lu et al. 2021 convention, one step lower)")
 
@@ -62,9 +61,11 @@ class CCDResult:
     failure_mode: Literal["hard_short", "contact_loss"] | None
     criterion: str | None
     j_last_pass_mA_cm2: float | None
-    capacity_per_half_cycle_mAh_cm2: float | None  # at the failing level
-    cumulative_capacity_mAh_cm2: float  # CAC: Li plated per electrode until the failure (or the end of data)
-    failure_time_h: float | None
+    capacity_per_half_cycle_mAh_cm2: float | None  # at the failing level (None: no level ever completed one)
+    cumulative_capacity_mAh_cm2: float  # Li plated per electrode over the whole test (all the data fed)
+    capacity_to_failure_mAh_cm2: float | None  # CAC: Li plated per electrode until the failure's onset
+    failure_time_h: float | None  # onset
+    failure_confirmed_time_h: float | None  # when the data confirmed it (a hard short: see Collapse)
     failure_cycle: int | None
     failure: Finding | None
     soft_shorts: tuple[Finding, ...]  # soft-short (B) and noise (D) events
@@ -133,25 +134,35 @@ class CCDAnalyzer:
 
     Criteria (science.md §1.3):
 
-    - A, hard short: |V| < 0.5·|I|·R_floor for >= 3 consecutive samples spanning >= 5 s.
+    - A and B, a collapse of |V| (:class:`labctl.analysis.shorts.Collapse`): it begins when |V| < 0.5·|I|·R_floor
+      (A) or |V| falls to <= 50 % of its running 30-s median within 10 s at unchanged current (B). One that
+      recovers (back above 80 % of that median) after >= 3 samples is a soft-short event with its depth and
+      duration, however long it lasted within its half-cycle, and the test goes on; 1-2 samples are a glitch. It
+      is a hard short only if it persists: through the end of its half-cycle and then 60 s (>= 3 samples) of the
+      following current, flat and ohmic (V ≈ I·R_short). The failure is reported at its onset (``t_s``), with
+      the confirmation time (``confirmed_t_s``); when the data ends inside a collapse that has lasted 60 s,
+      :meth:`result` reports it as a hard short confirmed at the last sample.
       R_floor is ``ohmic_floor_ohm`` (R_b from the latest EIS) when given. Otherwise it is estimated: the median
-      |V|/|I| of the first completed constant-current segment, then lowered to the median |V|/|I| of each
-      completed current level when that is lower. An intact cell's |V|/|I| is never below R_b, so the estimate
-      is at least R_b: this fallback is conservative (its floor is at least as high as the EIS one, so no short
-      is missed for want of an EIS value), and following the levels keeps a strongly non-linear interface, whose
-      |V|/|I| falls as j rises, from tripping it. Its cost: A is inactive during the first segment, and without
-      R_b a partial collapse below half of the cell's |V| is a hard short, not a soft-short event. Give R_b.
-    - B, sudden drop: |V| falls to <= 50 % of its running 30-s median within 10 s at unchanged current; no
-      recovery above 80 % within 60 s is a hard short, recovery is a soft-short event with its depth.
-    - C, step inconsistency, checked when a segment ends: the median |V| of the current level is below half of
-      the previous level's although |j| rose. A hard short (onset: the level's first sample below that line).
-    - D, noise: an event only (see :class:`labctl.analysis.shorts.VoltageNoise`).
+      |V|/|I| of the first completed constant-current segment, then lowered to the median |V|/|I| of each completed
+      current level when that is lower; medians are taken over samples outside collapses, so a soft short neither
+      lowers the floor nor drags a level's median down. An intact cell's |V|/|I| is never below R_b, so the estimate
+      is at least R_b: this fallback is conservative (its floor is at least as high as the EIS one, so no short is
+      missed for want of an EIS value), and following the levels keeps a strongly non-linear interface, whose |V|/|I|
+      falls as j rises, from tripping it. Its cost: A is inactive during the first segment, and without R_b a cell
+      shorted from its first sample cannot be told from an intact one. Give R_b.
+    - C, step inconsistency, checked when a segment ends: the median |V| of the current level (outside
+      collapses) is below half of the previous level's although |j| rose. A hard short (onset: the level's first
+      such sample below that line; confirmed at the end of the segment).
+    - D, noise: an event only (see :class:`labctl.analysis.shorts.VoltageNoise`); a lone outlier sample is not
+      noise.
     - E, contact loss (not a short) ends the test when the voltage limit is reached: a segment ended with reason
       ``voltage_high``/``voltage_low``, or any sample with |V| >= ``voltage_limit_V`` (within 0.5 %). |V| growing by
       more than 50 % within a segment and still rising at its end is only an event (a warning of voids).
 
-    One or two odd samples in a row never fire A or B, at any sampling interval from 1 s to 60 s. After the first
-    failure the analyzer ignores further data: :meth:`result` describes the test up to the failure.
+    One or two odd samples in a row fire nothing, at any sampling interval from 1 s to 60 s. Rest (an open-circuit
+    rest before the first step included) is ignored. After the first failure the analyzer detects nothing more
+    but goes on counting charge, so the cumulative capacity covers every sample fed (the whole test), while the
+    capacity to failure stops at the failure's onset.
 
     Cumulative capacity (CAC) is the total |charge| passed divided by 2·area, i.e. the lithium plated per
     electrode, in mAh/cm2; for the fixed-time protocol it equals the sum of j over completed steps. Charge is
@@ -184,7 +195,7 @@ class CCDAnalyzer:
         self.rest_density_mA_cm2 = float(rest_density_mA_cm2)
         self._given_floor_ohm = ohmic_floor_ohm
         self._estimated_floor_ohm: float | None = None
-        self._floor, self._drop, self._noise = BelowFloor(), SuddenDrop(), VoltageNoise()
+        self._collapse, self._noise = Collapse(), VoltageNoise()
         self._levels: list[_Level] = []
         self._segment: _Segment | None = None
         self._segment_levels: dict[int, int] = {}
@@ -220,10 +231,11 @@ class CCDAnalyzer:
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
         if self._last_t_s is not None and t_s < self._last_t_s:
             raise ValueError(f"t_s went backwards: {t_s} s after {self._last_t_s} s; feed samples in time order")
-        if self._failure is not None:
-            return []
         dt_s = 0.0 if self._last_t_s is None else t_s - self._last_t_s
         self._last_t_s, self._last_labels = t_s, (segment, cycle)
+        if self._failure is not None:  # nothing more to detect; the whole test's charge still counts
+            self._charge_Ah += abs(current_A) * dt_s / SECONDS_PER_HOUR
+            return []
         found: list[Finding] = []
         if self._segment is not None and segment != self._segment.number:
             found += self._close_segment(None)  # the instrument moved on without end_segment
@@ -260,22 +272,26 @@ class CCDAnalyzer:
         return self._close_segment(reason)
 
     def result(self) -> CCDResult:
-        """The CCD result so far (complete once the test has ended)."""
-        failure = self._failure
-        levels = [lv.summary(self._passed(i)) for i, lv in enumerate(self._levels)]
+        """The CCD result of the data so far, read as if the test ended here: a collapse still open that has
+        lasted ``shorts.CONFIRM_S`` counts as a hard short confirmed at the last sample (nothing is changed by asking)."""
+        failure, failure_level = self._failure, self._failure_level
+        if failure is None and (failure := self._collapse.at_end(self.ohmic_floor_ohm)) is not None:
+            failure_level = self._segment_levels.get(failure.segment)
+        levels = [lv.summary(self._passed(i, failure_level)) for i, lv in enumerate(self._levels)]
         last = [lv.current_density_mA_cm2 for lv in levels if lv.passed]
         soft = tuple(f for f in self._findings if f.kind in ("soft_short", "noise"))
         floor_source = "given" if self._given_floor_ohm is not None else (
             "estimated" if self._estimated_floor_ohm is not None else None)
-        fail_level = levels[self._failure_level] if self._failure_level is not None else None
         return CCDResult(
-            ccd_mA_cm2=fail_level.current_density_mA_cm2 if fail_level else None,
+            ccd_mA_cm2=levels[failure_level].current_density_mA_cm2 if failure_level is not None else None,
             failure_mode=failure.kind if failure else None,  # type: ignore[arg-type]
             criterion=failure.criterion if failure else None,
             j_last_pass_mA_cm2=last[-1] if last else None,
-            capacity_per_half_cycle_mAh_cm2=_capacity(self._failing_capacity(fail_level)),
-            cumulative_capacity_mAh_cm2=_sig(failure.cumulative_capacity_mAh_cm2 if failure else self._cac(), 6),
+            capacity_per_half_cycle_mAh_cm2=_capacity(self._failing_capacity(failure_level)),
+            cumulative_capacity_mAh_cm2=_sig(self._cac(), 6),
+            capacity_to_failure_mAh_cm2=_sig(failure.cumulative_capacity_mAh_cm2, 6) if failure else None,
             failure_time_h=failure.t_s / SECONDS_PER_HOUR if failure else None,
+            failure_confirmed_time_h=failure.confirmed_t_s / SECONDS_PER_HOUR if failure else None,
             failure_cycle=failure.cycle if failure else None,
             failure=failure,
             soft_shorts=soft,
@@ -301,7 +317,7 @@ class CCDAnalyzer:
         self._levels[-1].half_cycles += 1
         self._segment = _Segment(number, cycle, len(self._levels) - 1, j, t_s, t_s, current_A)
         self._segment_levels[number] = len(self._levels) - 1
-        self._drop.new_segment()
+        self._collapse.new_segment()
         self._noise.new_segment()
         return self._segment
 
@@ -325,7 +341,7 @@ class CCDAnalyzer:
             return [self._record(Finding(
                 kind="contact_loss", t_s=seg.last_s, current_density_mA_cm2=seg.density_mA_cm2, cycle=seg.cycle,
                 segment=seg.number, criterion="E", ends_test=True, cumulative_capacity_mAh_cm2=self._cac(),
-                detail=f"the instrument ended the segment at its voltage limit ({reason})"
+                confirmed_t_s=seg.last_s, detail=f"the instrument ended the segment at its voltage limit ({reason})"
                        + (f"; last |V| = {abs(last.voltage_V):.3g} V" if last else "")))]
         level = self._levels[seg.level]
         level.completed += 1
@@ -340,9 +356,9 @@ class CCDAnalyzer:
                 return [self._record(f)]
         return []
 
-    def _passed(self, index: int) -> bool:
+    def _passed(self, index: int, failure_level: int | None) -> bool:
         level = self._levels[index]
-        before_failure = self._failure_level is None or index < self._failure_level
+        before_failure = failure_level is None or index < failure_level
         return before_failure and level.completed > 0 and level.completed == level.half_cycles
 
     # -- checks
@@ -350,19 +366,21 @@ class CCDAnalyzer:
     def _check(self, s: Sample, seg: _Segment) -> list[Finding]:
         if abs(s.voltage_V) >= self.voltage_limit_V * (1 - LIMIT_TOLERANCE):
             return [self._record(finding_at(s, "contact_loss", "E", (
-                f"|V| = {abs(s.voltage_V):.3g} V reached the {self.voltage_limit_V:g} V limit"), ends_test=True))]
+                f"|V| = {abs(s.voltage_V):.3g} V reached the {self.voltage_limit_V:g} V limit"), ends_test=True,
+                confirmed_t_s=s.t_s))]
         if s.t_s - seg.start_s < self.settle_s:
             return []
+        collapse = self._collapse.add(s, self.ohmic_floor_ohm)
+        if collapse is not None:
+            self._noise.quiet()  # one event per segment: its soft short is reported
+            return [self._record(collapse)]
+        if self._collapse.pending:
+            return []
+        # outside collapses: the samples the medians (floor, C, growth) and the noise detector are built on
         seg.tested.append(s)
         self._levels[seg.level].tested.append(s)
-        found = [self._record(f) for f in (self._floor.add(s, self.ohmic_floor_ohm), self._drop.add(s))
-                 if f is not None]
-        if any(f.kind == "soft_short" for f in found) or self._drop.pending:
-            self._noise.quiet()
-        noise = self._noise.add(s) if self._failure is None else None
-        if noise is not None:
-            found.append(self._record(noise))
-        return found
+        noise = self._noise.add(s)
+        return [self._record(noise)] if noise is not None else []
 
     def _step_inconsistency(self, seg: _Segment) -> Finding | None:
         """C: this level's median |V| is below half the previous level's although |j| rose."""
@@ -380,7 +398,8 @@ class CCDAnalyzer:
         return finding_at(onset, "hard_short", "C", (
             f"median |V| = {median_V * 1e3:.3g} mV at {level.density_mA_cm2:.4g} mA/cm² is below half of "
             f"{previous.median_abs_voltage_V * 1e3:.3g} mV at {previous.density_mA_cm2:.4g} mA/cm² although |j| rose"
-            + (" (below the ohmic floor too)" if self._below_floor(onset) else "")), ends_test=True)
+            + (" (below the ohmic floor too)" if self._below_floor(onset) else "")), ends_test=True,
+            confirmed_t_s=seg.last_s)
 
     def _below_floor(self, s: Sample) -> bool:
         floor = self.ohmic_floor_ohm
@@ -390,7 +409,8 @@ class CCDAnalyzer:
         """A segment that hit the voltage limit before any sample with current was recorded (e.g. contact lost
         completely): its current density is unknown, so the CCD is reported as None with this contact loss."""
         segment, cycle = self._last_labels
-        return Finding(kind="contact_loss", t_s=self._last_t_s or 0.0, current_density_mA_cm2=None, cycle=cycle,
+        t_s = self._last_t_s or 0.0
+        return Finding(kind="contact_loss", t_s=t_s, confirmed_t_s=t_s, current_density_mA_cm2=None, cycle=cycle,
                        segment=segment, criterion="E", ends_test=True, cumulative_capacity_mAh_cm2=self._cac(),
                        detail=f"segment {segment} ended at its voltage limit ({reason}) before any sample with "
                               "current was recorded; its current density is unknown")
@@ -405,23 +425,24 @@ class CCDAnalyzer:
             log.info("%s (criterion %s) at %.0f s: %s", f.kind, f.criterion, f.t_s, f.detail)
         return f
 
-    def _failing_capacity(self, fail_level: LevelSummary | None) -> float | None:
-        """Capacity per half-cycle at the failing level: achieved in its last completed half-cycle, else planned:
-        the previous levels' capacity when two of them match (fixed-capacity protocol), else |j_fail| times the
-        last completed half-cycle's duration (fixed-time protocol)."""
-        if fail_level is None or self._failure_level is None:
+    def _failing_capacity(self, failure_level: int | None) -> float | None:
+        """Capacity per half-cycle at the failing level: achieved in its last completed half-cycle, else planned,
+        from the last two earlier levels that completed one: their capacity when their capacities agree better
+        than their durations do (fixed-capacity protocol), else |j_fail| times the last one's duration (fixed-time
+        protocol, also assumed when only one earlier level completed a half-cycle)."""
+        if failure_level is None:
             return None
-        if fail_level.capacity_per_half_cycle_mAh_cm2 is not None:
-            return fail_level.capacity_per_half_cycle_mAh_cm2
-        done = [lv for lv in self._levels[:self._failure_level] if lv.last_capacity_mAh_cm2 is not None]
+        failing = self._levels[failure_level]
+        if failing.last_capacity_mAh_cm2 is not None:
+            return failing.last_capacity_mAh_cm2
+        done = [lv for lv in self._levels[:failure_level] if lv.last_capacity_mAh_cm2]
         if not done:
             return None
         last = done[-1]
         assert last.last_capacity_mAh_cm2 is not None
-        if len(done) >= 2 and math.isclose(done[-2].last_capacity_mAh_cm2 or 0.0, last.last_capacity_mAh_cm2,
-                                           rel_tol=SAME_CAPACITY):
+        if len(done) >= 2 and _fixed_capacity(done[-2], last):
             return last.last_capacity_mAh_cm2
-        return fail_level.current_density_mA_cm2 * last.last_capacity_mAh_cm2 / last.density_mA_cm2
+        return failing.density_mA_cm2 * last.last_capacity_mAh_cm2 / last.density_mA_cm2
 
     def _cac(self) -> float:
         return areal_mAh_cm2(self._charge_Ah, self.area_cm2) / 2.0
@@ -446,11 +467,8 @@ def analyze_ccd(df: pd.DataFrame, area_cm2: float, **options: float | None) -> C
         if previous is not None and row[3] != previous:
             analyzer.end_segment(None)
         analyzer.add(*row)
-        if analyzer.failure is not None:
-            break
         previous = row[3]
-    else:
-        analyzer.end_segment(None)
+    analyzer.end_segment(None)
     return analyzer.result()
 
 
@@ -482,6 +500,14 @@ def _derive_cycles(segments: np.ndarray, amps: np.ndarray, analyzer: CCDAnalyzer
     return np.array(cycles)
 
 
+def _fixed_capacity(a: _Level, b: _Level) -> bool:
+    """Two levels' half-cycles differ less in capacity than in duration (duration = capacity / |j|)."""
+    assert a.last_capacity_mAh_cm2 and b.last_capacity_mAh_cm2
+    capacity_ratio = b.last_capacity_mAh_cm2 / a.last_capacity_mAh_cm2
+    duration_ratio = capacity_ratio * a.density_mA_cm2 / b.density_mA_cm2
+    return abs(math.log(capacity_ratio)) < abs(math.log(duration_ratio))
+
+
 def _growth(seg: _Segment) -> Finding | None:
     """E as an event: |V| grew by > 50 % from its lowest point within the segment and was still rising at its end
     (median of the last tenth, at least 3 samples, above the tenth before it)."""
@@ -496,7 +522,7 @@ def _growth(seg: _Segment) -> Finding | None:
     onset = seg.tested[smooth.index(lowest)]
     return finding_at(onset, "contact_loss", "E", (
         f"|V| grew from {lowest * 1e3:.3g} mV to {end * 1e3:.3g} mV within the half-cycle and was still rising "
-        "at its end: a sign of voids/contact loss (the test goes on)"), ends_test=False)
+        "at its end: a sign of voids/contact loss (the test goes on)"), ends_test=False, confirmed_t_s=seg.last_s)
 
 
 def _sig(x: float, digits: int = 4) -> float:

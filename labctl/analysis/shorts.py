@@ -2,10 +2,10 @@
 
 Each detector sees the *tested* samples of constant-current segments (rest and the settle time after a current
 change already removed) and works on the apparent resistance r = |V|/|I|: at constant current this is |V| up to a
-constant, and across a current change it stays comparable, so a short that begins at the end of one half-cycle is
-still followed into the next. All times are in seconds of test time, never in sample counts, except the rule that
-a collapse must span at least ``MIN_SAMPLES`` consecutive samples: one or two odd readings are a glitch, not a
-short, at any sampling interval.
+constant, and across a current change it stays comparable, so a collapse that begins at the end of one half-cycle
+is still followed into the next. All times are in seconds of test time, never in sample counts, except the rule
+that a collapse must span at least ``MIN_SAMPLES`` consecutive samples: one or two odd readings are a glitch, not
+a short, at any sampling interval.
 
 The orchestration (segments, current levels, criteria C and E, the result) is in :mod:`labctl.analysis.ccd`.
 """
@@ -22,18 +22,18 @@ FindingKind = Literal["hard_short", "soft_short", "contact_loss", "noise"]
 Criterion = Literal["A", "B", "C", "D", "E"]
 
 MIN_SAMPLES = 3  # a collapse seen in fewer consecutive samples is a glitch
-FLOOR_FRACTION = 0.5  # A: short if |V| < 0.5·|I|·R_floor ...
-FLOOR_MIN_S = 5.0  # ... for >= 3 samples and >= 5 s
-DROP_FRACTION = 0.5  # B: |V| falls to <= 50 % of its running median ...
+FLOOR_FRACTION = 0.5  # A: collapsed while |V| < 0.5·|I|·R_floor
+DROP_FRACTION = 0.5  # B: collapsed when |V| falls to <= 50 % of its running median ...
 DROP_WITHIN_S = 10.0  # ... within 10 s (or between two samples, when they are further apart)
 MEDIAN_WINDOW_S = 30.0  # the running median spans 30 s, and at least MIN_SAMPLES samples
-RECOVER_FRACTION = 0.8  # B: back above 80 % of that median ...
-RECOVER_WITHIN_S = 60.0  # ... within 60 s, or it is a hard short
+RECOVER_FRACTION = 0.8  # a collapse ends when |V| is back above 80 % of that median (or above the floor line)
+CONFIRM_S = 60.0  # hard short: still collapsed after its half-cycle ended, for 60 s of the following current
 NOISE_WINDOW_S = 60.0  # D: detrended scatter over 60 s, and at least NOISE_MIN_SAMPLES samples
 NOISE_MIN_SAMPLES = 6
 NOISE_FACTOR = 5.0  # D: scatter > 5 x the first segment's ...
 NOISE_FLOOR = 0.005  # ... which is taken as at least 0.5 % of |V| (instrument resolution)
 SPIKE_FRACTION = 0.2  # D: together with a dip > 20 % below the trend
+DESPIKE_SAMPLES = 3  # D sees the running median of 3 samples: a lone outlier is not noise
 
 
 @dataclass(frozen=True)
@@ -43,14 +43,17 @@ class Finding:
     ``kind`` is ``hard_short`` or ``contact_loss`` (when ``ends_test``: the cell has failed and the procedure
     stops) or an event that does not end the test: ``soft_short``, ``noise``, or ``contact_loss`` with
     ``ends_test`` false (voltage growth within a half-cycle: an early sign of voids). ``t_s`` is the test time at
-    which the condition began (onset), ``current_density_mA_cm2`` the signed current density of the segment
-    (positive strips the working electrode; None only if no sample with current was recorded in it),
-    ``criterion`` the science.md §1.3 letter, ``cumulative_capacity_mAh_cm2`` the lithium plated per electrode
-    until then, ``depth_fraction`` how far |V| collapsed (soft shorts: 0.6 = to 40 % of its median).
+    which the condition began (onset); ``confirmed_t_s`` the test time at which the data settled it (a hard short
+    confirmed, a soft short recovered; the onset itself for a voltage limit reached). ``current_density_mA_cm2``
+    is the signed current density of the onset's segment (positive strips the working electrode; None only if no
+    sample with current was recorded in it), ``criterion`` the science.md §1.3 letter,
+    ``cumulative_capacity_mAh_cm2`` the lithium plated per electrode until the onset, ``depth_fraction`` how far
+    |V| collapsed (0.6 = to 40 % of its running median), ``duration_s`` how long a collapse lasted.
     """
 
     kind: FindingKind
     t_s: float
+    confirmed_t_s: float
     current_density_mA_cm2: float | None
     cycle: int
     segment: int
@@ -59,6 +62,7 @@ class Finding:
     ends_test: bool
     cumulative_capacity_mAh_cm2: float
     depth_fraction: float | None = None
+    duration_s: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,110 +86,143 @@ class Sample:
 
 
 def finding_at(s: Sample, kind: FindingKind, criterion: Criterion, detail: str, *, ends_test: bool,
-               depth_fraction: float | None = None) -> Finding:
+               confirmed_t_s: float, depth_fraction: float | None = None,
+               duration_s: float | None = None) -> Finding:
     """A finding whose onset is sample ``s``."""
-    return Finding(kind=kind, t_s=s.t_s, current_density_mA_cm2=s.density_mA_cm2, cycle=s.cycle,
-                   segment=s.segment, criterion=criterion, detail=detail, ends_test=ends_test,
-                   cumulative_capacity_mAh_cm2=s.cumulative_capacity_mAh_cm2, depth_fraction=depth_fraction)
-
-
-class BelowFloor:
-    """A: |V| < 0.5·|I|·R_floor for >= 3 consecutive tested samples spanning >= 5 s is a hard short.
-
-    An intact cell cannot show less than the ionic IR drop across its electrolyte; below half of it, current is
-    flowing electronically. The run of low samples is not broken by a segment change (r = |V|/|I| is comparable
-    across currents), so the onset is the first low sample even when the short began at the end of a half-cycle.
-    A dip below the floor that lasts this long is a hard short even if it later recovers.
-    """
-
-    def __init__(self) -> None:
-        self._onset: Sample | None = None
-        self._count = 0
-
-    def add(self, s: Sample, floor_ohm: float | None) -> Finding | None:
-        if floor_ohm is None or s.resistance_ohm >= FLOOR_FRACTION * floor_ohm:
-            self._onset, self._count = None, 0
-            return None
-        if self._onset is None:
-            self._onset = s
-        self._count += 1
-        span_s = s.t_s - self._onset.t_s
-        if self._count < MIN_SAMPLES or span_s < FLOOR_MIN_S:
-            return None
-        floor_mV = FLOOR_FRACTION * abs(s.current_A) * floor_ohm * 1e3
-        return finding_at(self._onset, "hard_short", "A", (
-            f"|V| = {abs(s.voltage_V) * 1e3:.3g} mV is below the ohmic floor 0.5·|I|·R_floor = {floor_mV:.3g} mV "
-            f"(R_floor = {floor_ohm:.4g} Ω) for {self._count} samples over {span_s:.0f} s; "
-            f"confirmed at {s.t_s:.0f} s"), ends_test=True)
+    return Finding(kind=kind, t_s=s.t_s, confirmed_t_s=confirmed_t_s, current_density_mA_cm2=s.density_mA_cm2,
+                   cycle=s.cycle, segment=s.segment, criterion=criterion, detail=detail, ends_test=ends_test,
+                   cumulative_capacity_mAh_cm2=s.cumulative_capacity_mAh_cm2, depth_fraction=depth_fraction,
+                   duration_s=duration_s)
 
 
 @dataclass
-class _Drop:
+class _Open:
+    """A collapse being followed."""
+
     onset: Sample
-    baseline_ohm: float
+    baseline_ohm: float | None  # the running median before it (None: found by A before a median existed)
+    below_floor: bool  # |V| went below the ohmic floor line at some sample (criterion A)
+    lowest_ohm: float
+    last: Sample
     count: int = 1
-    lowest_ohm: float = math.inf
+    later: Sample | None = None  # its first sample after the half-cycle it began in had ended
+    later_count: int = 0
+
+    def follow(self, s: Sample, below_floor: bool) -> None:
+        self.count += 1
+        self.last = s
+        self.lowest_ohm = min(self.lowest_ohm, s.resistance_ohm)
+        self.below_floor = self.below_floor or below_floor
+        if s.segment != self.onset.segment:
+            self.later = self.later or s
+            self.later_count += 1
+
+    def recovery_ohm(self, floor_ohm: float | None) -> float:
+        """r at or above which the collapse has ended."""
+        if self.baseline_ohm is not None:
+            return RECOVER_FRACTION * self.baseline_ohm
+        assert floor_ohm is not None  # found by A, which needs a floor
+        return FLOOR_FRACTION * floor_ohm
+
+    def depth(self, floor_ohm: float | None) -> float:
+        """How far r fell: relative to the running median, else to R_floor."""
+        reference = self.baseline_ohm if self.baseline_ohm is not None else floor_ohm
+        return 1.0 - self.lowest_ohm / reference if reference else 1.0
+
+    def confirmed(self, s: Sample) -> bool:
+        return self.later is not None and self.later_count >= MIN_SAMPLES and s.t_s - self.later.t_s >= CONFIRM_S
 
 
-class SuddenDrop:
-    """B: |V| collapses to <= 50 % of its running 30-s median within 10 s at unchanged current.
+class Collapse:
+    """A and B: a collapse of |V| at constant current, followed until it recovers or is confirmed as a hard short.
 
-    If it stays below 80 % of that median for 60 s (and for >= 3 samples) it is a hard short; if it comes back
-    sooner after >= 3 low samples it is a soft-short event with its depth; fewer low samples are a glitch and are
-    ignored. The drop must happen inside one segment (unchanged current); its recovery is followed across segment
-    changes in terms of |V|/|I|. With samples more than 10 s apart a collapse between two samples counts as
-    sudden: that is as fast as the data can show. The running median takes at least 3 samples, so one high
-    reading cannot make the next normal one look like a drop.
+    A collapse begins at a sample with |V| < 0.5·|I|·R_floor (A), or with |V| <= 50 % of its running 30-s median
+    within 10 s at unchanged current (B; with samples more than 10 s apart a collapse between two samples counts
+    as sudden, as fast as the data can show). The running median takes at least 3 samples and only samples
+    outside collapses, so one high reading cannot make the next normal one look like a drop, and a soft short
+    does not lower the reference for the next one.
+
+    - It *recovers* at the first sample back at or above 80 % of that median (above the floor line for a collapse
+      that A found before a median existed). After >= 3 low samples that is a soft-short event with its depth and
+      duration, however long it lasted within its half-cycle: the test goes on. Fewer low samples are a glitch
+      and are ignored.
+    - It is a *hard short* once it has persisted through the end of the half-cycle it began in and then for 60 s
+      (and >= 3 samples) of the following current: with the current reversed the cell still shows V ≈ I·R_short,
+      flat and ohmic, so no filament is dissolving. It is reported at its onset, with the confirmation time;
+      criterion A if |V| went below the ohmic floor line, else B.
+    - When the data ends while it is still collapsed, :meth:`at_end` calls it a hard short if it had lasted 60 s
+      (and >= 3 samples): it never recovered in the data there is.
     """
 
     def __init__(self) -> None:
-        self._recent: deque[tuple[float, float]] = deque()  # (t_s, r) of this segment
+        self._recent: deque[tuple[float, float]] = deque()  # (t_s, r) of this segment, outside collapses
         self._medians: deque[tuple[float, float]] = deque()  # (t_s, running median of r) once it has 3 samples
-        self._drop: _Drop | None = None
+        self._open: _Open | None = None
 
     @property
     def pending(self) -> bool:
         """A collapse is being followed and has not yet been judged."""
-        return self._drop is not None
+        return self._open is not None
 
     def new_segment(self) -> None:
         self._recent.clear()
         self._medians.clear()
 
-    def add(self, s: Sample) -> Finding | None:
-        found = self._follow(s) if self._drop is not None else self._detect(s)
-        self._remember(s)
+    def add(self, s: Sample, floor_ohm: float | None) -> Finding | None:
+        below = floor_ohm is not None and s.resistance_ohm < FLOOR_FRACTION * floor_ohm
+        found = self._follow(s, below, floor_ohm) if self._open is not None else self._detect(s, below)
+        if self._open is None:
+            self._remember(s)
         return found
 
-    def _detect(self, s: Sample) -> None:
+    def at_end(self, floor_ohm: float | None) -> Finding | None:
+        """The data has ended: a collapse still open after CONFIRM_S (and MIN_SAMPLES samples) is a hard short,
+        confirmed at its last sample. Nothing is changed, so more data may still follow."""
+        c = self._open
+        if c is None or c.count < MIN_SAMPLES or c.last.t_s - c.onset.t_s < CONFIRM_S:
+            return None
+        return self._hard(c, c.last, floor_ohm, "until the data ended")
+
+    def _detect(self, s: Sample, below_floor: bool) -> None:
         references = [m for t, m in self._medians if t >= s.t_s - DROP_WITHIN_S]
         if not references and self._medians:
             references = [self._medians[-1][1]]  # samples further apart than 10 s: compare with the last one
-        if references and s.resistance_ohm <= DROP_FRACTION * max(references):
-            self._drop = _Drop(onset=s, baseline_ohm=max(references), lowest_ohm=s.resistance_ohm)
+        baseline = max(references) if references else None
+        if below_floor or (baseline is not None and s.resistance_ohm <= DROP_FRACTION * baseline):
+            self._open = _Open(onset=s, baseline_ohm=baseline, below_floor=below_floor, lowest_ohm=s.resistance_ohm,
+                               last=s)
 
-    def _follow(self, s: Sample) -> Finding | None:
-        drop = self._drop
-        assert drop is not None
-        depth = 1.0 - drop.lowest_ohm / drop.baseline_ohm
-        if s.resistance_ohm >= RECOVER_FRACTION * drop.baseline_ohm:
-            self._drop = None
-            if drop.count < MIN_SAMPLES:
-                return None  # a glitch
-            return finding_at(drop.onset, "soft_short", "B", (
-                f"|V| collapsed to {100 * (1 - depth):.0f} % of its running median for {drop.count} samples and "
-                f"recovered above {100 * RECOVER_FRACTION:.0f} % at {s.t_s:.0f} s"),
-                ends_test=False, depth_fraction=depth)
-        drop.count += 1
-        drop.lowest_ohm = min(drop.lowest_ohm, s.resistance_ohm)
-        if drop.count < MIN_SAMPLES or s.t_s - drop.onset.t_s < RECOVER_WITHIN_S:
+    def _follow(self, s: Sample, below_floor: bool, floor_ohm: float | None) -> Finding | None:
+        c = self._open
+        assert c is not None
+        if s.resistance_ohm >= c.recovery_ohm(floor_ohm):
+            self._open = None
+            return self._soft(c, s, floor_ohm) if c.count >= MIN_SAMPLES else None  # else a glitch
+        c.follow(s, below_floor)
+        if not c.confirmed(s):
             return None
-        self._drop = None
-        depth = 1.0 - drop.lowest_ohm / drop.baseline_ohm
-        return finding_at(drop.onset, "hard_short", "B", (
-            f"|V| collapsed to {100 * (1 - depth):.0f} % of its running median at unchanged current and did not "
-            f"recover above {100 * RECOVER_FRACTION:.0f} % within {RECOVER_WITHIN_S:.0f} s "
-            f"(confirmed at {s.t_s:.0f} s)"), ends_test=True, depth_fraction=depth)
+        self._open = None
+        assert c.later is not None
+        return self._hard(c, s, floor_ohm, f"through the end of its half-cycle and {s.t_s - c.later.t_s:.0f} s "
+                          "of the following current")
+
+    @staticmethod
+    def _soft(c: _Open, s: Sample, floor_ohm: float | None) -> Finding:
+        depth, duration = c.depth(floor_ohm), s.t_s - c.onset.t_s
+        return finding_at(c.onset, "soft_short", "B", (
+            f"|V|/|I| collapsed to {c.lowest_ohm:.3g} Ω ({100 * (1 - depth):.0f} % of its running median"
+            f"{', below the ohmic floor' if c.below_floor else ''}) for {c.count} samples and recovered above "
+            f"{c.recovery_ohm(floor_ohm):.3g} Ω after {duration:.0f} s, at {s.t_s:.0f} s"),
+            ends_test=False, confirmed_t_s=s.t_s, depth_fraction=depth, duration_s=duration)
+
+    @staticmethod
+    def _hard(c: _Open, s: Sample, floor_ohm: float | None, how: str) -> Finding:
+        floor = (f", below the ohmic floor 0.5·R_floor = {FLOOR_FRACTION * floor_ohm:.3g} Ω"
+                 if c.below_floor and floor_ohm is not None else "")
+        return finding_at(c.onset, "hard_short", "A" if c.below_floor else "B", (
+            f"|V|/|I| collapsed to {c.lowest_ohm:.3g} Ω{floor} and stayed collapsed {how} ({c.count} samples "
+            f"over {s.t_s - c.onset.t_s:.0f} s, V ≈ I·R_short); confirmed at {s.t_s:.0f} s"),
+            ends_test=True, confirmed_t_s=s.t_s, depth_fraction=c.depth(floor_ohm), duration_s=s.t_s - c.onset.t_s)
 
     def _remember(self, s: Sample) -> None:
         self._recent.append((s.t_s, s.resistance_ohm))
@@ -200,25 +237,29 @@ class SuddenDrop:
 class VoltageNoise:
     """D: strong scatter of |V| with negative spikes, the signature of a soft short (an event, never a failure).
 
-    The scatter is the standard deviation of |V|/|I| about a straight line fitted over the last 60 s (and at
-    least 6 samples), relative to its mean. The baseline is the median of that figure over the first completed
-    segment, at least 0.5 %. An event needs the scatter above 5 x the baseline and a sample more than 20 % below
-    the line; at most one event per segment.
+    It works on the running median of 3 consecutive samples of |V|/|I| (each attributed to the middle one), so a
+    lone outlier, a dropout or an overshoot of one sample, is neither scatter nor a spike. The scatter is the
+    standard deviation of that series about a straight line fitted over the last 60 s (and at least 6 samples),
+    relative to its mean. The baseline is the median of that figure over the first completed segment, at least
+    0.5 %. An event needs the scatter above 5 x the baseline and a sample more than 20 % below the line; at most one
+    event per segment.
     """
 
     def __init__(self) -> None:
+        self._raw: deque[Sample] = deque(maxlen=DESPIKE_SAMPLES)
         self._window = _LineFit()
         self._segment_scatter: list[float] = []
         self._baseline: float | None = None
         self._quiet = False
 
     def new_segment(self) -> None:
+        self._raw.clear()
         self._window = _LineFit()
         self._segment_scatter.clear()
         self._quiet = False
 
     def quiet(self) -> None:
-        """No more events in this segment (another detector already reported its soft short)."""
+        """No more events in this segment (a collapse is being followed or was reported)."""
         self._quiet = True
 
     def end_segment(self) -> None:
@@ -227,11 +268,14 @@ class VoltageNoise:
             self._baseline = max(median(self._segment_scatter), NOISE_FLOOR)
 
     def add(self, s: Sample) -> Finding | None:
-        window = self._window
-        window.push(s)
-        while len(window.samples) > NOISE_MIN_SAMPLES and window.samples[0].t_s < s.t_s - NOISE_WINDOW_S:
+        self._raw.append(s)
+        if len(self._raw) < DESPIKE_SAMPLES:
+            return None
+        window, middle = self._window, self._raw[DESPIKE_SAMPLES // 2]
+        window.push(middle, median(x.resistance_ohm for x in self._raw))
+        while len(window.points) > NOISE_MIN_SAMPLES and window.points[0][0].t_s < middle.t_s - NOISE_WINDOW_S:
             window.pop()
-        if len(window.samples) < NOISE_MIN_SAMPLES:
+        if len(window.points) < NOISE_MIN_SAMPLES:
             return None
         scatter = window.scatter()
         if self._baseline is None:
@@ -243,26 +287,27 @@ class VoltageNoise:
         if deepest >= -SPIKE_FRACTION:
             return None
         self._quiet = True
+        span_s = middle.t_s - window.points[0][0].t_s
         return finding_at(dip, "noise", "D", (
-            f"|V| scatters by {100 * scatter:.1f} % about its trend over {s.t_s - window.samples[0].t_s:.0f} s "
+            f"|V| scatters by {100 * scatter:.1f} % about its trend over {span_s:.0f} s "
             f"({scatter / self._baseline:.0f} x the first segment's) with a dip {100 * -deepest:.0f} % below it"),
-            ends_test=False)
+            ends_test=False, confirmed_t_s=s.t_s)
 
 
 class _LineFit:
     """Least-squares line of r against t over a sliding window, kept as running sums (O(1) per sample).
-    t and r are taken relative to the window's first sample, which keeps the sums well conditioned."""
+    t and r are taken relative to the window's first point, which keeps the sums well conditioned."""
 
     def __init__(self) -> None:
-        self.samples: deque[Sample] = deque()
+        self.points: deque[tuple[Sample, float]] = deque()  # (sample, r attributed to it)
         self._origin = (0.0, 0.0)
         self._n = self._st = self._sr = self._stt = self._str = self._srr = 0.0
 
-    def _shifted(self, s: Sample) -> tuple[float, float]:
-        return s.t_s - self._origin[0], s.resistance_ohm - self._origin[1]
+    def _shifted(self, s: Sample, r: float) -> tuple[float, float]:
+        return s.t_s - self._origin[0], r - self._origin[1]
 
-    def _update(self, s: Sample, sign: float) -> None:
-        t, r = self._shifted(s)
+    def _update(self, s: Sample, r_ohm: float, sign: float) -> None:
+        t, r = self._shifted(s, r_ohm)
         self._n += sign
         self._st += sign * t
         self._sr += sign * r
@@ -270,14 +315,14 @@ class _LineFit:
         self._str += sign * t * r
         self._srr += sign * r * r
 
-    def push(self, s: Sample) -> None:
-        if not self.samples:
-            self._origin = (s.t_s, s.resistance_ohm)
-        self.samples.append(s)
-        self._update(s, 1.0)
+    def push(self, s: Sample, r_ohm: float) -> None:
+        if not self.points:
+            self._origin = (s.t_s, r_ohm)
+        self.points.append((s, r_ohm))
+        self._update(s, r_ohm, 1.0)
 
     def pop(self) -> None:
-        self._update(self.samples.popleft(), -1.0)
+        self._update(*self.points.popleft(), -1.0)
 
     def _line(self) -> tuple[float, float, float]:
         """Mean r (absolute), slope, intercept (shifted)."""
@@ -298,6 +343,6 @@ class _LineFit:
     def deepest(self) -> tuple[float, Sample]:
         """The most negative residual relative to the mean of r, and its sample."""
         mean, slope, intercept = self._line()
-        residual, sample = min(((r - intercept - slope * t, s) for s in self.samples
-                                for t, r in [self._shifted(s)]), key=lambda pair: pair[0])
+        residual, sample = min(((r - intercept - slope * t, s) for s, r_ohm in self.points
+                                for t, r in [self._shifted(s, r_ohm)]), key=lambda pair: pair[0])
         return (residual / mean if mean > 0 else 0.0), sample

@@ -50,15 +50,17 @@ class Trace:
             df["Cycle Count / 1"] = self.cycle
         return df
 
-    def stream(self, analyzer: CCDAnalyzer, reason: str = "time", last_reason: str | None = None) -> list[Finding]:
-        """Feed the analyzer as the live procedure does: every sample, and end_segment at each step end
-        (``reason`` for half-cycles, None for rest, ``last_reason`` for the last step when given)."""
+    def stream(self, analyzer: CCDAnalyzer, reason: str = "time", last_reason: str | None = None,
+               stop_at_failure: bool = True) -> list[Finding]:
+        """Feed the analyzer as the live procedure does: every sample until a failure is confirmed (all of them
+        unless ``stop_at_failure``), and end_segment at each step end (``reason`` for half-cycles, None for rest,
+        ``last_reason`` for the last step when given)."""
         found: list[Finding] = []
         n = len(self.t)
         for i in range(n):
             found += analyzer.add(float(self.t[i]), float(self.voltage[i]), float(self.current[i]),
                                   int(self.step[i]), int(self.cycle[i]))
-            if analyzer.failure is not None:
+            if stop_at_failure and analyzer.failure is not None:
                 break
             if i == n - 1 and last_reason is not None:
                 found += analyzer.end_segment(last_reason)
@@ -76,22 +78,28 @@ class Trace:
 
 
 def intact_voltage(density_mA_cm2: float, asr_ohm_cm2: float = ASR_BARE_OHM_CM2,
-                   r_bulk_ohm: float = R_BULK_OHM) -> float:
+                   r_bulk_ohm: float = R_BULK_OHM, area_cm2: float = AREA_CM2) -> float:
     """|V| of an intact cell at |j|, without nucleation."""
     j0 = 25.69 / asr_ohm_cm2  # mA/cm2
-    current_A = density_mA_cm2 * AREA_CM2 / 1000
+    current_A = density_mA_cm2 * area_cm2 / 1000
     return current_A * r_bulk_ohm + 2 * TWO_RT_F_V * math.asinh(density_mA_cm2 / (2 * j0))
 
 
 def fixed_time_ccd(top: float = 0.5, *, dt_s: float = 10.0, start: float = 0.1, step: float = 0.1,
                    cycles_per_level: int = 2, half_cycle_s: float = HALF_CYCLE_S,
                    half_cycle_mAh_cm2: float | None = None, asr_ohm_cm2: float = ASR_BARE_OHM_CM2,
-                   nucleation_V: float = 0.0, rest_s: float = 0.0) -> Trace:
+                   nucleation_V: float = 0.0, rest_s: float = 0.0, initial_rest_s: float = 0.0,
+                   area_cm2: float = AREA_CM2) -> Trace:
     """Levels ``start``..``top`` mA/cm2; fixed-time half-cycles, or fixed-capacity ones when
-    ``half_cycle_mAh_cm2`` is given; ``rest_s`` of rest (its own step) after every half-cycle."""
+    ``half_cycle_mAh_cm2`` is given; ``rest_s`` of rest (its own step) after every half-cycle; ``initial_rest_s``
+    of open-circuit rest (step 1, cycle 0, V = 0 but for 50 µV of offset) before the first half-cycle."""
     levels = [round(start + k * step, 6) for k in range(round((top - start) / step) + 1)]
     cols: dict[str, list] = {k: [] for k in ("t", "v", "i", "step", "cycle", "j")}
     t0, step_no, cycle = 0.0, 0, 0
+    if initial_rest_s:
+        step_no += 1
+        _extend(cols, np.arange(0, int(initial_rest_s // dt_s) + 1) * dt_s, 50e-6, 0.0, step_no, cycle, 0.0)
+        t0 = initial_rest_s
     for j in levels:
         duration = half_cycle_mAh_cm2 / j * 3600 if half_cycle_mAh_cm2 else half_cycle_s
         for _ in range(cycles_per_level):
@@ -100,8 +108,8 @@ def fixed_time_ccd(top: float = 0.5, *, dt_s: float = 10.0, start: float = 0.1, 
                 step_no += 1
                 offsets = np.arange(1, round(duration / dt_s) + 1) * dt_s
                 plated = j * offsets / 3600  # mAh/cm2 since the step began
-                v = intact_voltage(j, asr_ohm_cm2) + nucleation_V * np.exp(-plated / 0.01)
-                _extend(cols, t0 + offsets, sign * v, sign * j * AREA_CM2 / 1000, step_no, cycle, sign * j)
+                v = intact_voltage(j, asr_ohm_cm2, area_cm2=area_cm2) + nucleation_V * np.exp(-plated / 0.01)
+                _extend(cols, t0 + offsets, sign * v, sign * j * area_cm2 / 1000, step_no, cycle, sign * j)
                 t0 += duration
                 if rest_s:
                     step_no += 1
@@ -122,9 +130,9 @@ def _extend(cols: dict[str, list], t: np.ndarray, v, i: float, step: int, cycle:
 
 
 def level_start_s(j: float, start: float = 0.1, step: float = 0.1, cycles_per_level: int = 2,
-                  half_cycle_s: float = HALF_CYCLE_S) -> float:
-    """Test time at which level ``j`` begins in a fixed-time trace without rest."""
-    return round((j - start) / step) * cycles_per_level * 2 * half_cycle_s
+                  half_cycle_s: float = HALF_CYCLE_S, initial_rest_s: float = 0.0) -> float:
+    """Test time at which level ``j`` begins in a fixed-time trace without rest between half-cycles."""
+    return initial_rest_s + round((j - start) / step) * cycles_per_level * 2 * half_cycle_s
 
 
 def short(trace: Trace, from_s: float, r_short_ohm: float = 2.0, until_s: float = math.inf) -> Trace:

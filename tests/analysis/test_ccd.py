@@ -14,9 +14,11 @@ import pandas as pd
 import pytest
 
 from labctl.analysis.ccd import CCDAnalyzer, analyze_ccd, load_bdf_csv
+from labctl.analysis.shorts import CONFIRM_S
 
 AREA_CM2 = 0.785  # the traces' cell (10 mm)
 SHORT_AT_S = 36000 + 1800 + 900  # mid second half-cycle (plating) of the first cycle at 0.6 mA/cm2
+SHORT_HALF_CYCLE_END_S = 36000 + 3600  # a hard short is confirmed CONFIRM_S into the next half-cycle
 
 
 def cac_tolerance(dt_s: float) -> float:
@@ -73,14 +75,20 @@ def test_hard_short_at_0_6_gives_ccd_0_6_at_any_sampling_interval(traces, dt_s):
     assert result.j_last_pass_mA_cm2 == 0.5
     assert result.failure_time_h == pytest.approx(SHORT_AT_S / 3600)
     assert result.failure_cycle == 11
+    # confirmed once the collapse lasted through its half-cycle's end and CONFIRM_S (>= 3 samples) of the next
+    confirmed_s = result.failure_confirmed_time_h * 3600
+    assert SHORT_HALF_CYCLE_END_S + CONFIRM_S < confirmed_s <= SHORT_HALF_CYCLE_END_S + CONFIRM_S + 3 * dt_s
     # 0.1 + ... + 0.5 for the passed levels, 0.3/2 for the completed half-cycle at 0.6, 0.15/2 for half of the next
-    assert result.cumulative_capacity_mAh_cm2 == pytest.approx(1.5 + 0.15 + 0.075, abs=cac_tolerance(dt_s))
+    assert result.capacity_to_failure_mAh_cm2 == pytest.approx(1.5 + 0.15 + 0.075, abs=cac_tolerance(dt_s))
+    # the whole trace (it runs on to 0.8 mA/cm2): 0.1 + ... + 0.8
+    assert result.cumulative_capacity_mAh_cm2 == pytest.approx(3.6, abs=cac_tolerance(dt_s))
     assert result.capacity_per_half_cycle_mAh_cm2 == pytest.approx(0.3)
     assert [lv.passed for lv in result.levels] == [True] * 5 + [False]
-    assert result.levels[-1].half_cycles == 2 and result.levels[-1].half_cycles_completed == 1
+    # the half-cycle it began in completed; the next (still 0.6 mA/cm2) confirmed it
+    assert result.levels[5].half_cycles == 3 and result.levels[5].half_cycles_completed == 2
 
 
-def test_partial_short_above_the_floor_is_found_by_the_sudden_drop_and_confirmed_after_60_s(traces):
+def test_partial_short_above_the_floor_is_found_by_the_sudden_drop_and_confirmed_in_the_next_half_cycle(traces):
     trace = traces.short(traces.fixed_time_ccd(0.8, dt_s=10), SHORT_AT_S, r_short_ohm=30.0)  # above 0.5 x 50 Ω
     analyzer = CCDAnalyzer(AREA_CM2, ohmic_floor_ohm=50.0)
     trace.stream(analyzer)
@@ -88,7 +96,8 @@ def test_partial_short_above_the_floor_is_found_by_the_sudden_drop_and_confirmed
     assert failure is not None and failure.kind == "hard_short" and failure.criterion == "B"
     assert failure.t_s == SHORT_AT_S and failure.depth_fraction == pytest.approx(1 - 30 / 76.96, abs=0.01)
     assert analyzer.result().ccd_mA_cm2 == 0.6
-    assert "confirmed at 38760 s" in failure.detail
+    # the next half-cycle's first sample is at 39610 s, its first tested one (after 2 s settling) at 39620 s
+    assert failure.confirmed_t_s == 39620 + CONFIRM_S and "confirmed at 39680 s" in failure.detail
 
 
 def test_short_beginning_at_the_end_of_a_level_is_charged_to_that_level(traces):
@@ -141,12 +150,14 @@ def test_soft_short_that_recovers_is_an_event_and_a_later_hard_short_ends_the_te
     assert result.ccd_mA_cm2 == 0.7 and result.criterion == "A" and result.j_last_pass_mA_cm2 == 0.6
 
 
-def test_without_eis_a_deep_dip_lasting_three_samples_is_a_hard_short(traces):
-    """The estimated floor is half the cell's own |V|/|I|: a 60 % collapse for 40 s falls below it."""
+def test_without_eis_a_deep_dip_that_recovers_is_a_soft_short_not_a_failure(traces):
+    """The estimated floor is half the cell's own |V|/|I|: a 60 % collapse for 40 s falls below it, but it
+    recovers within its half-cycle (this was a hard short at 0.3 mA/cm2 before issue 14)."""
     soft_at = traces.level_start_s(0.3) + 600
     trace = traces.dip(traces.fixed_time_ccd(0.8, dt_s=10), soft_at, soft_at + 40, 0.4)
     result = analyze_ccd(trace.frame(), AREA_CM2)
-    assert result.ccd_mA_cm2 == 0.3 and result.criterion == "A"
+    assert result.failure is None and result.j_last_pass_mA_cm2 == 0.8
+    assert [(f.kind, f.t_s, f.confirmed_t_s) for f in result.soft_shorts] == [("soft_short", soft_at, soft_at + 40)]
 
 
 def test_strong_noise_with_dips_is_a_noise_event_not_a_failure(traces):
@@ -174,13 +185,14 @@ def test_one_or_two_sample_glitches_fire_nothing(traces, dt_s, samples, where):
         assert result.failure is None and result.soft_shorts == () and result.contact_warnings == ()
 
 
-@pytest.mark.parametrize("dt_s, kind, criterion", [(10, "hard_short", "A"), (1, "soft_short", "B")])
-def test_three_low_samples_are_not_a_glitch(traces, dt_s, kind, criterion):
-    """At 10 s they span 20 s below the floor (A); at 1 s only 2 s, too short for A but a collapse for B."""
+@pytest.mark.parametrize("dt_s", [1, 10])
+def test_three_low_samples_are_not_a_glitch(traces, dt_s):
+    """Three collapsed samples that recover are a soft short at any sampling interval (at 10 s this was a hard
+    short by A before issue 14: it spans 20 s below the floor, but it recovers)."""
     at = traces.level_start_s(0.2) + 600
     trace = traces.glitch(traces.fixed_time_ccd(0.2, dt_s=dt_s).until(at + 600), at, 3)
     [found] = findings_of(trace)
-    assert (found.kind, found.criterion, found.t_s) == (kind, criterion, at)
+    assert (found.kind, found.criterion, found.t_s, found.ends_test) == ("soft_short", "B", at, False)
 
 
 # -- contact loss
@@ -243,7 +255,7 @@ def soft_then_hard(traces):
 
 def test_streaming_analyzer_and_analyze_ccd_agree(traces):
     analyzer = CCDAnalyzer(AREA_CM2, ohmic_floor_ohm=50.0)
-    soft_then_hard(traces).stream(analyzer)
+    soft_then_hard(traces).stream(analyzer, stop_at_failure=False)
     offline = analyze_ccd(soft_then_hard(traces).frame(), AREA_CM2, ohmic_floor_ohm=50.0)
     assert analyzer.result() == offline
 
@@ -267,7 +279,7 @@ def test_rest_between_half_cycles_is_ignored_and_derived_segments_match(traces):
     assert with_counts.failure_time_h == without.failure_time_h == pytest.approx((level_06 + 900) / 3600)
     assert with_counts.failure_cycle == without.failure_cycle == 11
     assert with_counts.cumulative_capacity_mAh_cm2 == without.cumulative_capacity_mAh_cm2
-    assert [lv.half_cycles for lv in without.levels] == [4] * 5 + [1]
+    assert [lv.half_cycles for lv in without.levels] == [4] * 5 + [2]  # the second one confirmed it
 
 
 def test_a_rest_reading_in_the_open_segment_closes_its_charge_interval():
@@ -294,14 +306,20 @@ def test_derived_segments_split_on_magnitude_and_sign_and_count_cycles():
     assert result.failure is None and result.j_last_pass_mA_cm2 == 0.2
 
 
-def test_after_a_failure_further_data_is_ignored(traces):
+def test_after_a_failure_further_data_only_adds_to_the_whole_test_capacity(traces):
+    """Before issue 14 the cumulative capacity stopped at the failure; now it covers the whole test and the
+    capacity to failure is its own field."""
     trace = traces.short(traces.fixed_time_ccd(0.8, dt_s=10), SHORT_AT_S)
     analyzer = CCDAnalyzer(AREA_CM2)
     trace.stream(analyzer)
     before = analyzer.result()
-    assert analyzer.add(1e6, 0.0001, 1e-3, 999, 99) == [] and analyzer.end_segment("voltage_high") == []
-    assert analyzer.result().failure == before.failure
-    assert analyzer.result().cumulative_capacity_mAh_cm2 == before.cumulative_capacity_mAh_cm2
+    assert analyzer.add(before.test_time_h * 3600 + 3600, 0.0001, 1e-3, 999, 99) == []
+    assert analyzer.end_segment("voltage_high") == []
+    after = analyzer.result()
+    assert after.failure == before.failure and after.capacity_to_failure_mAh_cm2 == before.capacity_to_failure_mAh_cm2
+    assert after.cumulative_capacity_mAh_cm2 == pytest.approx(
+        before.cumulative_capacity_mAh_cm2 + 1.0 / AREA_CM2 / 2, abs=1e-5)  # 1 mA for 1 h more
+    assert after.test_time_h == pytest.approx(before.test_time_h + 1)
 
 
 def test_result_to_dict_is_plain_json(traces):

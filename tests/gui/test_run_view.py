@@ -43,7 +43,8 @@ def test_ccd_folder_shows_v_and_i_with_step_markers_and_the_failure_annotated(qt
     assert axis_labels(voltage) == ("Test time / h", "Voltage / V")
     assert axis_labels(current) == ("Test time / h", "Current / mA")
     levels = [m for m in state.markers if m.kind == "step"]
-    assert [m.label for m in levels] == ["0.1 mA/cm²", "0.35 mA/cm²", "0.6 mA/cm²"]  # density_step=0.25
+    # density_step=0.25; the short starts at 0.6 and is confirmed in the first minute of the next level
+    assert [m.label for m in levels] == ["0.1 mA/cm²", "0.35 mA/cm²", "0.6 mA/cm²", "0.85 mA/cm²"]
     steps = lines(voltage, STEP)
     assert [line.value() for line in steps] == [m.t_s for m in levels]
     assert [line.label.format for line in steps] == [m.label for m in levels]
