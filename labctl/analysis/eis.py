@@ -28,6 +28,17 @@ Resistances (:func:`analyze_spectrum`, science.md §3.5 and §6):
 - ``R_tot_ohm``: R_tot_fit when it is finite, else R_tot_spectrum; ``R_int_ohm`` = R_tot − R_b.
 - per interface of a symmetric cell ``asr_per_interface_ohm_cm2`` = R_int·A/2; whole cell ``asr_cell_ohm_cm2``
   = R_int·A; σ = L/(R_b·A) in S/cm and mS/cm when the thickness L is given.
+
+Inductive high-frequency points (:func:`analyze_spectrum`). Leads make Z'' > 0 at the top of a sweep to 1–2 MHz;
+a circuit without an inductance bends its bulk and interface arcs to follow them (R_b, R1 off by 1–5 %). When
+the highest-frequency point is inductive beyond the noise (Z'' > 3 × the scatter of |Z|) and the circuit has no
+inductor, a series inductance ``L0`` is added to it and the fit says so (``circuit`` is the one fitted,
+``circuit_requested`` the one asked for, and a warning names the inductive points). The points are kept rather
+than left out: at the top of the sweep they carry the foot of the bulk arc, which R_b rests on.
+
+Fit quality. The Lin-KK residuals' RMS is the spectrum's noise level (a KK-consistent model fits down to the
+noise, no further); a fit whose relative RMS residual is above 3 × that (or above 2 %) misses a feature of the
+data and is flagged with a warning. On noise-free data the noise level is taken as the Lin-KK floor of 0.1 %.
 """
 
 from __future__ import annotations
@@ -44,7 +55,7 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from labctl.analysis.circuits import Circuit, Element, Omega, Parallel, parse_circuit
-from labctl.analysis.kramers_kronig import KKResult, lin_kk
+from labctl.analysis.kramers_kronig import RESOLVED, KKResult, lin_kk
 from labctl.analysis.spectrum import SpectrumFeatures, check_spectrum, spectrum_features
 
 __all__ = ["DEFAULT_CIRCUIT", "EISResult", "FitResult", "analyze_eis", "analyze_spectrum", "check_spectrum",
@@ -60,6 +71,9 @@ ALPHA_GUESS = 0.85
 POOR_FIT = 0.02  # relative RMS residual above which more starts are tried, and a warning is given
 NOISE_FACTOR = 1.5  # ... or above this many times the scatter of the data (spectrum_features().noise)
 DISAGREE = 0.05  # fitted and read-off R_tot differing by more than this fraction get a warning
+NOISE_FLAG = 3.0  # a fit whose RMS residual exceeds this many times the Lin-KK residuals' RMS gets a warning
+INDUCTIVE_NOISE = 3.0  # the top point is inductive when Z'' > this many times the scatter of |Z|
+LEAD_INDUCTOR = "L0"  # added in series when the top points are inductive and the circuit has no inductor
 MAX_EVALUATIONS = 50  # per parameter and start: a start still wandering after that is abandoned
 LOG_LIMIT = 300.0  # |ln p| kept below this so that a parameter the data cannot see does not overflow
 Weighting = Literal["modulus", "unit"]
@@ -341,6 +355,7 @@ class EISResult:
     resistance_source: Literal["fit", "spectrum"]
     warnings: tuple[str, ...] = field(default=())
     spectrum: int | None = None  # its index in a table of several spectra
+    circuit_requested: str | None = None  # the circuit asked for, when a lead inductance was added to it
 
     @property
     def R_int_ohm(self) -> float | None:
@@ -361,7 +376,8 @@ class EISResult:
     def to_dict(self) -> dict:
         sigma = self.conductivity_S_cm
         return {
-            "spectrum": self.spectrum, "circuit": self.fit.circuit, "points": int(self.fit.frequency_Hz.size),
+            "spectrum": self.spectrum, "circuit": self.fit.circuit,
+            "circuit_requested": self.circuit_requested or self.fit.circuit, "points": int(self.fit.frequency_Hz.size),
             "frequency_max_Hz": float(self.fit.frequency_Hz[0]), "frequency_min_Hz": float(self.fit.frequency_Hz[-1]),
             "area_cm2": self.area_cm2, "thickness_cm": self.thickness_cm,
             "R_HF_ohm": self.features.R_HF_ohm, "R_b_ohm": self.R_b_ohm, "R_tot_ohm": self.R_tot_ohm,
@@ -378,17 +394,21 @@ class EISResult:
 
 def analyze_spectrum(frequency_Hz: Sequence[float] | np.ndarray, impedance_ohm: Sequence[complex] | np.ndarray,
                      area_cm2: float, thickness_cm: float | None = None, circuit: str | None = None, *,
-                     spectrum: int | None = None) -> EISResult:
+                     spectrum: int | None = None, lead_inductance: bool = True) -> EISResult:
     """Fit, R_b, R_tot, R_int, ASR per interface, σ and Lin-KK of one spectrum (f in Hz, Z in ohm with
     Z'' < 0 capacitive; electrode area in cm², electrolyte thickness in cm). ``circuit`` defaults to
-    :data:`DEFAULT_CIRCUIT`. Raises ValueError for a bad spectrum, area, thickness or circuit."""
+    :data:`DEFAULT_CIRCUIT`; with ``lead_inductance`` a series inductance is added to a circuit without one when
+    the highest-frequency points are inductive (see the module docstring). Raises ValueError for a bad spectrum,
+    area, thickness or circuit."""
     if not area_cm2 > 0:
         raise ValueError(f"area_cm2 must be a positive electrode area in cm², got {area_cm2!r}")
     if thickness_cm is not None and not thickness_cm > 0:
         raise ValueError(f"thickness_cm must be a positive thickness in cm (or None), got {thickness_cm!r}")
     f, z = check_spectrum(frequency_Hz, impedance_ohm)
     features = spectrum_features(f, z)
-    fit = fit_circuit(f, z, circuit or DEFAULT_CIRCUIT, features=features)
+    requested = circuit or DEFAULT_CIRCUIT
+    inductive = _inductive_top(z, features.noise) if lead_inductance and not _has_inductor(requested) else 0
+    fit = fit_circuit(f, z, f"{LEAD_INDUCTOR}-{requested}" if inductive else requested, features=features)
     kk = lin_kk(f, z)
     r_high, r_low = fit.resistances()
     r_b = r_high if r_high > 0 else features.R_HF_ohm
@@ -396,20 +416,50 @@ def analyze_spectrum(frequency_Hz: Sequence[float] | np.ndarray, impedance_ohm: 
     r_tot = r_tot_fit if r_tot_fit is not None else features.R_tot_ohm
     source = "fit" if r_tot_fit is not None else "spectrum"
     result = EISResult(fit, kk, features, float(area_cm2), None if thickness_cm is None else float(thickness_cm),
-                       float(r_b), r_tot, r_tot_fit, source, tuple(_warnings(fit, kk, features, r_tot_fit, z)),
-                       spectrum)
+                       float(r_b), r_tot, r_tot_fit, source,
+                       tuple(_lead_warning(fit, f, inductive) + _warnings(fit, kk, features, r_tot_fit, z)), spectrum,
+                       requested if inductive else None)
     log.info("EIS %s: R_b %.4g ohm, R_tot %s ohm, KK %s", fit.circuit, r_b, r_tot,
              "pass" if kk.passed else "fail")
     return result
 
 
+def _sign_flipped(z: np.ndarray) -> bool:
+    """Most points inductive: the file more likely holds −Z'' than a cell that is mostly an inductor."""
+    return bool(np.mean(z.imag > 0) > 0.5)
+
+
+def _has_inductor(circuit: str) -> bool:
+    return any(e.kind == "L" for e in parse_circuit(circuit).elements)
+
+
+def _inductive_top(z: np.ndarray, noise: float) -> int:
+    """How many points from the top frequency down are inductive (Z'' > 0); 0 when the top point's Z'' is within
+    INDUCTIVE_NOISE × the scatter of |Z| of zero, or when the imaginary part looks sign-flipped."""
+    if _sign_flipped(z) or z.imag[0] <= INDUCTIVE_NOISE * noise * abs(z[0]):
+        return 0
+    return int(np.argmax(z.imag <= 0)) if (z.imag <= 0).any() else z.size
+
+
+def _lead_warning(fit: FitResult, f: np.ndarray, inductive: int) -> list[str]:
+    if not inductive:
+        return []
+    inductance_uH = fit.parameters[f"{LEAD_INDUCTOR}_H"] * 1e6
+    return [f"the {inductive} highest-frequency points ({f[inductive - 1]:.3g} Hz and above) are inductive (Z'' > 0, "
+            f"from the leads): fitted with a series inductance, circuit {fit.circuit} ({LEAD_INDUCTOR} = "
+            f"{inductance_uH:.3g} µH); put an L in the circuit yourself to choose where it goes"]
+
+
 def _warnings(fit: FitResult, kk: KKResult, features: SpectrumFeatures, r_tot_fit: float | None,
               z: np.ndarray) -> list[str]:
     notes = []
-    if np.mean(z.imag > 0) > 0.5:
+    if _sign_flipped(z):
         notes.append("most points have Z'' > 0: if the file holds −Z'' (as BioLogic exports it), negate that column")
-    if not fit.converged or fit.relative_rmse > POOR_FIT:
-        notes.append(f"the circuit fits poorly (relative RMS residual {fit.relative_rmse:.1%}); try another circuit")
+    noise = max(kk.relative_rmse, RESOLVED)
+    if not fit.converged or fit.relative_rmse > min(POOR_FIT, NOISE_FLAG * noise):
+        notes.append(f"the circuit fits poorly: relative RMS residual {fit.relative_rmse:.2%} of |Z|, "
+                     f"{fit.relative_rmse / noise:.1f} × the spectrum's noise ({noise:.2%} of |Z|, the RMS of the "
+                     "Lin-KK residuals); the circuit misses a feature of the data, try another circuit")
     if features.note:
         notes.append(features.note)
     elif r_tot_fit is not None and abs(r_tot_fit - features.R_tot_ohm) > DISAGREE * r_tot_fit:
