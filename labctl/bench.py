@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,11 +268,13 @@ def _check_role(role: str, inst: InstrumentConfig, source: str) -> None:
 
 
 def open_bench(spec: str, *, sim_overrides: dict[str, Any] | None = None,
-               sim_defaults: dict[str, Any] | None = None, cycler_channel: int | None = None) -> Bench:
+               sim_defaults: dict[str, Any] | None = None, cycler_channel: int | None = None,
+               roles: Collection[str] | None = None) -> Bench:
     """Open a bench by name or file. On a simulated bench, start its emulators first: its ``[sim]`` table
     is updated with ``sim_defaults`` (what the procedure describes: the electrode area, a suitable cell
     preset), then with ``sim_overrides`` (what the user asked for: cell preset, seed). ``cycler_channel``
-    replaces the bench's cycler channel (on a simulated bench the analyzer then measures that channel's cell)."""
+    replaces the bench's cycler channel (on a simulated bench the analyzer then measures that channel's cell).
+    ``roles`` opens only those of the bench's roles (None: all), leaving the others to whoever holds them."""
     config = load_config(spec)
     stack = ExitStack()
     try:
@@ -291,11 +293,12 @@ def open_bench(spec: str, *, sim_overrides: dict[str, Any] | None = None,
             check_channel(cycler_channel, None)
             config.roles["cycler"] = cycler.model_copy(update={"channel": cycler_channel})
         clock = stack.enter_context(closing(_open_clock(config)))
-        roles = {role: stack.enter_context(closing(_open_role(role, inst))) for role, inst in config.roles.items()}
+        opened = {role: stack.enter_context(closing(_open_role(role, inst))) for role, inst in config.roles.items()
+                  if roles is None or role in roles}
     except BaseException:
         stack.close()
         raise
-    return Bench(config.name, config, clock, roles, stack)
+    return Bench(config.name, config, clock, opened, stack)
 
 
 def sim_settings(sim: SimConfig, overrides: dict[str, Any]) -> SimConfig:

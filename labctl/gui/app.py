@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QCloseEvent, QResizeEvent
@@ -87,7 +88,7 @@ class MainWindow(QMainWindow):
         self.feeds: dict[str, FeedClient] = {}
         self.dismissed: set[str] = set()  # running runs whose view the operator closed: not reopened
 
-        self.bench_panel = BenchPanel(bench)
+        self.bench_panel = BenchPanel(bench, self.queue, self.store.registry, poll_ms, live=self.live_status)
         self.form = ProcedureForm(self.queue, self.bench_panel.spec)
         self.bench_panel.changed.connect(self.form.set_bench)
         self.queue_panel = QueuePanel(root, self.queue, self.store.registry, poll_ms)
@@ -171,6 +172,11 @@ class MainWindow(QMainWindow):
             return
         self._add_view(state.run_id, RunView(state))
 
+    def live_status(self, run_id: str) -> dict[str, Any] | None:
+        """The latest live values of a run this window follows through its feed (None if it does not)."""
+        feed = self.feeds.get(run_id)
+        return feed.state.status_line if feed is not None and feed.live else None
+
     def view(self, run_id: str) -> RunView | None:
         window = self.views.get(run_id)
         return window.view() if window is not None else None
@@ -198,6 +204,7 @@ class MainWindow(QMainWindow):
         for feed in self.feeds.values():
             feed.close()
         self.feeds.clear()
+        self.bench_panel.stop_watching()
         if self.bench_panel.bench is not None:
             self.bench_panel.bench.close()
         super().closeEvent(event)

@@ -28,6 +28,13 @@ def queue(store_root):
     db.close()
 
 
+@pytest.fixture
+def registry(store_root):
+    store = Store(store_root)
+    yield store.registry
+    store.close()
+
+
 # Short simulated runs, one of each kind the run view draws: a CCD that shorts, in-situ EIS, CE cycling, one spectrum
 SIM_RUNS = {
     "ccd": ["ccd", "-p", "density_step=0.25", "-p", "sample_interval=30"],

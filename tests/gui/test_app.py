@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 from PyQt6.QtWidgets import QMessageBox, QPushButton
 
-from labctl.gui.bench_panel import BenchPanel
 from labctl.gui.daemon_status import DaemonStatus
 from labctl.queue.daemon import daemon_pid
 from labctl.store.folder import TIMESERIES
@@ -28,29 +27,6 @@ def daemon_status(qtbot, store_root):
     qtbot.addWidget(widget)
     yield widget
     stop(widget.process)
-
-
-def test_bench_panel_connects_in_a_worker_and_lists_roles(qtbot):
-    panel = BenchPanel("sim")
-    qtbot.addWidget(panel)
-    panel.open()
-    assert not panel.connect_button.isEnabled()  # returned at once; the bench opens in the background
-    qtbot.waitUntil(lambda: panel.bench is not None, timeout=30_000)
-    rows = [[panel.roles.topLevelItem(n).text(c) for c in range(2)] for n in range(panel.roles.topLevelItemCount())]
-    assert [r[0] for r in rows] == ["cycler (channel 1)", "impedance", "rate_monitor"]
-    assert "Arbin" in rows[0][1] and " V, " in rows[0][1] and " mA" in rows[0][1]
-    assert "Solartron" in rows[1][1] and "Å/s" in rows[2][1]
-    panel.disconnect_button.click()
-    assert panel.bench is None and panel.roles.topLevelItemCount() == 0
-    qtbot.waitUntil(lambda: panel.state.text() == "Disconnected", timeout=10_000)
-
-
-def test_bench_panel_names_what_is_wrong(qtbot, tmp_path):
-    panel = BenchPanel(str(tmp_path / "missing.toml"))
-    qtbot.addWidget(panel)
-    panel.open()
-    qtbot.waitUntil(lambda: panel.state.text().startswith("Not connected"), timeout=10_000)
-    assert "no bench file" in panel.state.text() and panel.connect_button.isEnabled()
 
 
 def test_daemon_status_starts_the_daemon_once(qtbot, daemon_status, store_root):

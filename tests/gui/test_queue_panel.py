@@ -10,14 +10,6 @@ from labctl.gui import queue_panel as panel_module
 from labctl.gui.queue_panel import QueuePanel
 from labctl.queue.db import utc_now
 from labctl.queue.entries import Request, plan
-from labctl.store import Store
-
-
-@pytest.fixture
-def registry(store_root):
-    store = Store(store_root)
-    yield store.registry
-    store.close()
 
 
 @pytest.fixture
