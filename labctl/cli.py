@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from labctl.bench import BenchError
 from labctl.cli_deposition import FilmError, deposition_app, film_line, film_of
@@ -44,6 +46,7 @@ app.add_typer(queue_app, name="queue")
 
 out = Console()
 err = Console(stderr=True)
+SERIES_WIDTH = 140  # columns of a spectra series table written to a file or pipe (a terminal gets its own width)
 
 
 @app.callback()
@@ -249,22 +252,34 @@ def runs_show(run_id: str, store: StoreOption = None, as_json: JsonOption = Fals
 
 @analyze_app.command("eis")
 def analyze_eis(
-    file: Annotated[Path, typer.Argument(help="Spectrum CSV with Frequency / Hz, Real and Imaginary Impedance / ohm")],
-    area: Annotated[float, typer.Option(help="Electrode area, cm²")],
+    file: Annotated[Path, typer.Argument(help="Spectrum CSV (Frequency / Hz, Real and Imaginary Impedance / ohm), "
+                                              "a run's spectra.csv, or a run folder")],
+    area: Annotated[float | None, typer.Option(help="Electrode area, cm² (default for a run folder: the run's)")]
+    = None,
     thickness: Annotated[float | None, typer.Option(help="Pellet thickness, cm (for the conductivity)")] = None,
     circuit: Annotated[str | None, typer.Option(help="Circuit to fit, e.g. 'R0-p(R1,CPE1)-W1'")] = None,
-    spectrum: Annotated[int | None, typer.Option(help="Spectrum index in a run's spectra.csv (default: the last)")]
+    spectrum: Annotated[int | None, typer.Option(help="Fit only this spectrum of several (default: every one)")]
     = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Fit and validate a spectrum offline: R_b, R_tot, ASR per interface, σ, Kramers–Kronig."""
+    """Fit and validate spectra offline: R_b, R_tot, ASR per interface, σ, Kramers–Kronig; a file or run of several
+    spectra gives the series of every spectrum against test time, cycle and step."""
+    from labctl.analysis import eis_series
     from labctl.analysis.eis import analyze_eis as analyze
     from labctl.analysis.eis import load_spectrum_csv
     from labctl.procedures.eis import headline
 
+    settings = eis_series.run_settings(file)
+    area, circuit = area or settings.get("area_cm2"), circuit or settings.get("circuit")
+    thickness = thickness or settings.get("thickness_cm")
+    if area is None:
+        raise fail("--area: give the electrode area in cm² (only a run folder records it)")
     try:
-        result = analyze(load_spectrum_csv(file), area, thickness_cm=thickness, circuit=circuit,
-                         spectrum=spectrum).to_dict()
+        df = load_spectrum_csv(eis_series.spectra_file(file))
+        if spectrum is None and len(eis_series.spectrum_indices(df)) > 1:
+            rows = eis_series.analyze_series(df, area, thickness, circuit, when=eis_series.spectrum_moments(file))
+            return _show_series(rows, as_json, eis_series)
+        result = analyze(df, area, thickness_cm=thickness, circuit=circuit, spectrum=spectrum).to_dict()
     except (ValueError, OSError) as e:
         raise fail(str(e)) from None
     result["headline"] = headline(result)
@@ -284,10 +299,17 @@ def analyze_ccd(
     as_json: JsonOption = False,
 ) -> None:
     """Recompute a CCD result from a BDF CSV with the detector live runs use."""
+    import math
+
     from labctl.analysis.ccd import analyze_ccd as analyze
     from labctl.analysis.ccd import load_bdf_csv
     from labctl.procedures.ccd import headline
 
+    for option, value, bound in (("--area", area, "above 0 cm², e.g. 0.785 for 10 mm"),
+                                 ("--voltage-limit", voltage_limit, "above 0 V, e.g. 1"),
+                                 ("--bulk-resistance", bulk_resistance, "0 Ω (estimate it) or above: R_b from EIS")):
+        if not math.isfinite(value) or value < 0 or (value == 0 and option != "--bulk-resistance"):
+            raise fail(f"{option} must be a finite number, {bound}; got {value:g}")
     try:
         result = analyze(load_bdf_csv(file), area, voltage_limit_V=voltage_limit,
                          ohmic_floor_ohm=bulk_resistance or None).to_dict()
@@ -354,6 +376,17 @@ def _show(result: dict[str, Any], as_json: bool) -> bool:
     else:
         out.print(f"[bold]{result['headline']}[/]", highlight=False)
     return as_json
+
+
+def _show_series(rows: list, as_json: bool, eis_series: Any) -> None:
+    """Print the fitted series of a run's spectra: JSON, or the headline and a row per spectrum."""
+    if _show({"headline": eis_series.headline(rows), "spectra": [r.to_dict() for r in rows]}, as_json):
+        return
+    headers, lines = eis_series.table(rows)
+    spectra = Table(*headers, box=box.SIMPLE_HEAD, pad_edge=False)
+    for line in lines:
+        spectra.add_row(*(Text(cell) for cell in line))  # text from files is never markup
+    (out if out.is_terminal else Console(width=SERIES_WIDTH)).print(spectra)  # into a file: every column whole
 
 
 app.command("serve")(serve)  # after run, procedures and sim in --help: the order a new user needs them

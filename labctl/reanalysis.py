@@ -95,6 +95,8 @@ def _eis(folder: Path, p: SpectrumParameters) -> tuple[str, dict[str, Any], str]
                          circuit=p.circuit).to_dict()
     result["headline"] = headline(result)
     command = f"labctl analyze eis {folder / SPECTRA} --area {area:.6g} --circuit '{p.circuit}'"
+    if result["spectrum"] is not None:  # the last of several: without --spectrum the command fits them all
+        command += f" --spectrum {result['spectrum']}"
     return "eis", result, command + (f" --thickness {thickness:g}" if thickness else "")
 
 

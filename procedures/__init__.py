@@ -1,5 +1,6 @@
 """Experiment procedures (PyMeasure Procedures), by the name used on the command line."""
 
+from labctl.procedures.activation import ActivationProcedure
 from labctl.procedures.base import LabProcedure, ParameterError
 from labctl.procedures.ccd import CCDProcedure
 from labctl.procedures.ce import CyclingCEProcedure, ReservoirCEProcedure
@@ -19,7 +20,7 @@ PROCEDURES: dict[str, type[LabProcedure]] = {
     for p in (
         CCDProcedure, EISProcedure, InSituEISProcedure, ReservoirCEProcedure, CyclingCEProcedure,
         FullCellProcedure, HalfDepthProcedure, RateCapabilityProcedure, ChargingCCDProcedure, HoldProcedure,
-        DepositionProcedure,
+        DepositionProcedure, ActivationProcedure,
     )
 }  # fmt: skip
 

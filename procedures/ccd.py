@@ -26,6 +26,7 @@ from pymeasure.experiment import FloatParameter, IntegerParameter, ListParameter
 from labctl.analysis.ccd import CCDAnalyzer
 from labctl.procedures.base import ParameterError
 from labctl.procedures.cycling import CyclingProcedure
+from labctl.procedures.longcycle import LongCycling, long_headline
 from labctl.roles import CyclerReading
 from labctl.units import SECONDS_PER_HOUR, charge_Ah, current_A
 
@@ -38,7 +39,7 @@ class HalfCycle:
     until_charge_Ah: float | None
 
 
-class CCDProcedure(CyclingProcedure):
+class CCDProcedure(LongCycling, CyclingProcedure):
     """Stepped galvanostatic cycling until the cell shorts or loses contact."""
 
     NAME = "ccd"
@@ -60,6 +61,15 @@ class CCDProcedure(CyclingProcedure):
     bulk_resistance = FloatParameter("Bulk resistance", units="Ω", minimum=0, maximum=1e7, default=0.0,
                                      description="R_b from EIS for the short detector's ohmic floor; "
                                      "0 = estimate it from the first half-cycle")
+    then_density = FloatParameter("Long cycling current density", units="mA/cm²", minimum=0, maximum=100, default=0.0,
+                                  description="After a ladder without failure, cycle on at this density; 0 = stop "
+                                  "after the ladder (Wan et al.: 1.2)")
+    then_half_cycle_time = FloatParameter("Long cycling half-cycle time", units="h", minimum=0.001, maximum=1000, default=1.0,
+                                          description="Duration of each half-cycle of the long phase")
+    then_hours = FloatParameter("Long cycling duration", units="h", minimum=0.001, maximum=1e6, default=2700.0,
+                                description="Test time of the long phase (Wan et al.: > 2700 h)")
+    then_sample_interval = FloatParameter("Long cycling sample interval", units="s", minimum=0.1, maximum=600, default=60.0,
+                                          description="Time between stored samples in the long phase")
 
     def check(self) -> None:
         if self.stop_density < self.start_density:
@@ -85,7 +95,8 @@ class CCDProcedure(CyclingProcedure):
         return HalfCycle(density, cycle, 1.5 * duration_s, charge_Ah(self.half_cycle_capacity, self.area_cm2))
 
     def estimated_duration_s(self) -> float:
-        return sum(h.until_time_s / (1.5 if h.until_charge_Ah else 1.0) for h in self.half_cycles())
+        ladder = sum(h.until_time_s / (1.5 if h.until_charge_Ah else 1.0) for h in self.half_cycles())
+        return ladder + self.long_duration_s()
 
     def startup(self) -> None:
         self.analyzer = CCDAnalyzer(self.area_cm2, voltage_limit_V=self.voltage_limit,
@@ -98,15 +109,33 @@ class CCDProcedure(CyclingProcedure):
             self._run_half_cycle(half)
             if self.analyzer.failure or self.should_stop():
                 break
+        self.ladder = self.analyzer.result()  # the CCD is the ladder's; the long phase is reported beside it
+        self.long_cycling = None
+        if self.then_density and self.ladder.failure is None and not self.should_stop():
+            self._run_long_phase()
         self.cycler.rest()
         self._report()
 
-    def _run_half_cycle(self, half: HalfCycle) -> None:
+    def _run_long_phase(self) -> None:
+        """Cycle on at ``then_density`` (see :mod:`labctl.procedures.longcycle`) until done, a failure or a stop."""
+        start, cycles = self.cycler.read().test_time_s, 0
+        for density, cycle, duration_s in self.long_half_cycles(self.half_cycles()[-1].cycle + 1):
+            self._run_half_cycle(HalfCycle(density, cycle, duration_s, None), self.then_sample_interval)
+            if self.analyzer.failure or self.should_stop():
+                break
+            cycles += density < 0  # a cycle is complete when its second (negative) half is
+        failure, found = self.analyzer.failure, self.analyzer.result().soft_shorts
+        self.long_cycling = self.long_result(start, self.cycler.read().test_time_s, cycles,
+                                             failure.to_dict() if failure else None, self.should_stop(),
+                                             [f.to_dict() for f in found[len(self.ladder.soft_shorts):]])
+
+    def _run_half_cycle(self, half: HalfCycle, interval_s: float | None = None) -> None:
         current = current_A(half.density_mA_cm2, self.area_cm2)
         reading = self.run_segment(lambda: self.cycler.apply_current(
             current, max_voltage_V=self.voltage_limit, min_voltage_V=-self.voltage_limit,
             until_time_s=half.until_time_s, until_charge_Ah=half.until_charge_Ah),
-            cycle=half.cycle, density_mA_cm2=half.density_mA_cm2, label=f"{half.density_mA_cm2:+g} mA/cm²")  # fmt: skip
+            cycle=half.cycle, density_mA_cm2=half.density_mA_cm2, label=f"{half.density_mA_cm2:+g} mA/cm²",
+            interval_s=interval_s)  # fmt: skip
         if not reading.segment_active and self.analyzer.failure is None:
             self._findings(self.analyzer.end_segment(reading.end_reason))
 
@@ -120,8 +149,8 @@ class CCDProcedure(CyclingProcedure):
         return self.analyzer.failure is not None
 
     def _report(self) -> None:
-        result = self.analyzer.result().to_dict()
-        result["headline"] = headline(result)
+        result = self.ladder.to_dict() | {"long_cycling": self.long_cycling}
+        result["headline"] = headline(result) + long_headline(self.long_cycling)
         result["brief"] = brief(result)
         self.emit("result", result)
 
@@ -144,9 +173,23 @@ def headline(result: dict) -> str:
         last = result.get("j_last_pass_mA_cm2")
         if last is None:
             return "No failure, and no step completed"
-        return f"No failure: the cell passed every step it ran (the last at {last} mA/cm²)"
-    return (f"CCD = {result['ccd_mA_cm2']:g} mA/cm² ({result['failure_mode'].replace('_', ' ')}) at "
-            f"{result['capacity_per_half_cycle_mAh_cm2']:.3g} mAh/cm² per half-cycle; "
-            f"last passed {result['j_last_pass_mA_cm2']} mA/cm²; cumulative "
-            f"{result['cumulative_capacity_mAh_cm2']:.3g} mAh/cm²; failed at {result['failure_time_h']:.2f} h, "
-            f"cycle {result['failure_cycle']}")
+        return f"No failure: the cell passed every step it ran (the last at {last} mA/cm²)" + _soft_shorts(result)
+    capacity = result["capacity_per_half_cycle_mAh_cm2"]
+    last = result["j_last_pass_mA_cm2"]
+    return (f"CCD = {result['ccd_mA_cm2']:g} mA/cm² ({result['failure_mode'].replace('_', ' ')}) "
+            + (f"at {capacity:.3g} mAh/cm² per half-cycle" if capacity is not None
+               else "(capacity per half-cycle unknown: no half-cycle completed)")
+            + (f"; last passed {last:g} mA/cm²" if last is not None else "; no level passed")
+            + f"; {result['capacity_to_failure_mAh_cm2']:.3g} mAh/cm² plated to failure "
+            f"({result['cumulative_capacity_mAh_cm2']:.3g} mAh/cm² in the whole test); failed at "
+            f"{result['failure_time_h']:.2f} h (confirmed at {result['failure_confirmed_time_h']:.2f} h), "
+            f"cycle {result['failure_cycle']}" + _soft_shorts(result))
+
+
+def _soft_shorts(result: dict) -> str:
+    """'; 2 soft-short events, the first at 0.4 mA/cm²', or nothing."""
+    events = result.get("soft_shorts") or []
+    if not events:
+        return ""
+    return (f"; {len(events)} soft-short event{'s' if len(events) > 1 else ''}, the first at "
+            f"{result['soft_short_onset_mA_cm2']:g} mA/cm²")

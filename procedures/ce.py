@@ -26,6 +26,7 @@ from pymeasure.experiment import FloatParameter, IntegerParameter
 
 from labctl.analysis.ce import CEAnalyzer
 from labctl.procedures.base import ParameterError
+from labctl.procedures.cycle_eis import CycleEIS, RolesWithEIS
 from labctl.procedures.cycling import CyclingProcedure
 from labctl.roles import CyclerReading
 from labctl.units import SECONDS_PER_HOUR, charge_Ah, current_A
@@ -67,7 +68,10 @@ class CEProcedure(CyclingProcedure):
     def report(self) -> None:
         self.cycler.rest()
         self._emit_findings(self.analyzer.finish())
-        self.emit("result", self.analyzer.result().to_dict())
+        self.emit("result", self.result())
+
+    def result(self) -> dict[str, Any]:
+        return self.analyzer.result().to_dict()
 
 
 class HalfCellCE(CEProcedure):
@@ -151,11 +155,12 @@ class ReservoirCEProcedure(HalfCellCE):
         self.report()
 
 
-class CyclingCEProcedure(HalfCellCE):
+class CyclingCEProcedure(CycleEIS, HalfCellCE):
     """Long galvanostatic cycling: plate a fixed capacity, strip to the anodic cutoff, per-cycle CE."""
 
     NAME = "ce-cycling"
     PROTOCOL = "cycling"
+    ROLES = RolesWithEIS("cycler")
 
     capacity = FloatParameter("Plating capacity", units="mAh/cm²", minimum=0.001, maximum=100, default=1.0)
     cycles = IntegerParameter("Cycles", minimum=1, maximum=100000, default=300)
@@ -164,12 +169,23 @@ class CyclingCEProcedure(HalfCellCE):
     time_cutoff = FloatParameter("Half-cycle time cutoff", units="h", minimum=0, maximum=10000, default=0.0,
                                  description="0 = none (Sandoval: 4); a half-cycle ended by it gives a lower bound")
 
+    def check(self) -> None:
+        self.check_eis()
+
     def analyzer_settings(self) -> dict[str, Any]:
         return {"cutoff_V": self.anodic_cutoff, "lower_V": self.lower_limit,
                 "time_limit_s": self.time_cutoff * SECONDS_PER_HOUR or None, "capacity_mAh_cm2": self.capacity}
 
     def estimated_duration_s(self) -> float:
         return self.hours(2 * self.capacity * self.cycles)
+
+    def startup(self) -> None:
+        super().startup()
+        self.start_eis()
+
+    @property
+    def ended(self) -> bool:
+        return super().ended or self.eis_short is not None
 
     def execute(self) -> None:
         time_cutoff = self.time_cutoff * SECONDS_PER_HOUR or None
@@ -180,4 +196,27 @@ class CyclingCEProcedure(HalfCellCE):
             if self.ended:
                 break
             self.strip(self.anodic_cutoff, n, "stripping", expected_mAh_cm2=self.capacity, time_cutoff_s=time_cutoff)
+            if self.eis_due(n) and not self.ended:
+                self.cycle_spectrum(n, f"after cycle {n}")
+        if self.eis and self.analyzer.failure is not None and not self.should_stop():
+            self.cycle_spectrum(self.analyzer.failure.cycle, "after the short")  # science.md §1.3 F: confirm it
         self.report()
+
+    def result(self) -> dict[str, Any]:
+        result = super().result()
+        eis = self.eis_result()
+        if eis is not None:
+            result["eis"] = eis
+            result["headline"] += eis_headline(eis)
+        return result
+
+
+def eis_headline(eis: dict[str, Any]) -> str:
+    """What the spectra add to the CE headline: their number, R_b first → last, the short signal."""
+    fitted = [s for s in eis["spectra"] if s.get("R_b_ohm") is not None]
+    text = f"; {len(eis['spectra'])} spectra"
+    if fitted:
+        text += f", R_b {fitted[0]['R_b_ohm']:.4g} → {fitted[-1]['R_b_ohm']:.4g} Ω"
+    if eis["short"]:
+        text += f"; EIS short signal after cycle {eis['short']['cycle']} (R_HF {eis['short']['R_HF_ohm']:.3g} Ω)"
+    return text

@@ -56,9 +56,12 @@ class CyclingProcedure(LabProcedure):
                              "density_mA_cm2": density_mA_cm2, "cycle": cycle})
         self.emit("progress", min(100.0, 100.0 * r.test_time_s / self._total_s))
 
-    def run_segment(self, start: Callable[[], None], *, cycle: int, density_mA_cm2: float, label: str) -> CyclerReading:
-        """Start a segment with ``start`` (an ``apply_current``/``apply_voltage`` call), then sample it until it
-        ends, a stop is requested or ``observe`` ends the test. ``Step Count`` goes up by one per segment."""
+    def run_segment(self, start: Callable[[], None], *, cycle: int, density_mA_cm2: float, label: str,
+                    interval_s: float | None = None) -> CyclerReading:
+        """Start a segment with ``start`` (an ``apply_current``/``apply_voltage`` call), then sample it every
+        ``interval_s`` (default: the ``sample_interval`` parameter) until it ends, a stop is requested or ``observe``
+        ends the test. ``Step Count`` goes up by one per segment."""
+        interval_s = interval_s or self.sample_interval
         self.step_count = getattr(self, "step_count", 0) + 1
         start()
         self.emit("event", {"kind": "segment_started", "step": self.step_count, "cycle": cycle, "label": label,
@@ -66,7 +69,7 @@ class CyclingProcedure(LabProcedure):
         waits = iter(self.FIRST_WAITS_S)
         reading = self.cycler.read()
         while not self.should_stop():
-            self.clock.wait(min(next(waits, self.sample_interval), self.sample_interval))
+            self.clock.wait(min(next(waits, interval_s), interval_s))
             reading = self.cycler.read()
             self.record(reading, cycle=cycle, step=self.step_count, density_mA_cm2=density_mA_cm2)
             if self.observe(reading, cycle, self.step_count):

@@ -15,8 +15,9 @@ from labctl.bench import open_bench
 from labctl.cli import app
 from labctl.engine.runner import Listeners, Runner
 from labctl.procedures.ce import CyclingCEProcedure
+from labctl.procedures.cycle_eis import parse_cycles
 from labctl.store import Store
-from labctl.store.folder import METADATA, TIMESERIES, read_json
+from labctl.store.folder import EVENTS, METADATA, SPECTRA, TIMESERIES, read_json
 
 cli = CliRunner()
 
@@ -172,3 +173,54 @@ def test_bad_parameters_are_refused_before_any_current_flows(procedure, args, me
     assert message in " ".join(result.output.split())
     assert "Traceback" not in result.output
     assert not (tmp_path / "store").exists() or not Store(tmp_path / "store").registry.list()
+
+
+def spectra_cycles(folder: str) -> list[int]:
+    spectra = pd.read_csv(Path(folder) / SPECTRA)
+    return spectra.groupby("Spectrum Index / 1")["Cycle Count / 1"].first().tolist()
+
+
+def test_ce_cycling_measures_spectra_after_the_chosen_cycles_on_the_impedance_role():
+    out = run("ce-cycling", "-p", "cycles=4", "-p", "eis=true", "-p", "eis_cycles=1,3-4", "-p", "points_per_decade=5")
+    eis = out["result"]["eis"]
+    assert [s["cycle"] for s in eis["spectra"]] == [1, 3, 4] == spectra_cycles(out["folder"])
+    bulk = 27.1 / 1.131  # the Mg/W-Cu cell's R_b·A over the 12 mm electrode (Wang, Table S1), ohm
+    for s in eis["spectra"]:
+        assert s["R_b_ohm"] == pytest.approx(bulk, rel=0.05) and s["kk_pass"]
+    assert eis["short"] is None
+    assert len(out["result"]["cycles"]) == 4  # the spectra did not disturb the CE analysis
+    assert "3 spectra" in out["result"]["headline"]
+    assert set(read_json(Path(out["folder"]) / METADATA)["instruments"]) == {"cycler", "impedance"}
+
+
+def test_wangs_eis_schedule_is_the_default_and_eis_is_off_unless_asked():
+    schedule = parse_cycles(CyclingCEProcedure().eis_cycles)
+    assert [n for n in range(1, 71) if schedule.includes(n)] == [*range(1, 11), 15, 20, 25, 30, 40, 50, 60, 70]
+    out = run("ce-cycling", "-p", "cycles=2")
+    assert "eis" not in out["result"] and not (Path(out["folder"]) / SPECTRA).exists()
+    assert set(read_json(Path(out["folder"]) / METADATA)["instruments"]) == {"cycler"}
+
+
+def test_a_fall_of_the_bulk_resistance_is_the_eis_short_signal(tmp_path):
+    procedure = CyclingCEProcedure(cycles=60, eis=True, eis_cycles="1", points_per_decade=5)
+    with open_bench("sim", sim_overrides={"cell": "Cu"}, sim_defaults=procedure.sim_defaults()) as bench:
+        outcome = Runner(Store(tmp_path / "store"), Listeners()).run(procedure, bench)
+        reading = bench.cycler.read()
+    r = outcome.result
+    short = r["eis"]["short"]
+    first, last = r["eis"]["spectra"][0], r["eis"]["spectra"][-1]
+    assert first["cycle"] == 1 and last["when"] == "after the short" and last["cycle"] == r["short"]["cycle"]
+    assert short["spectrum"] == last["index"] and short["cycle"] == r["short"]["cycle"]
+    assert short["R_HF_ohm"] < 0.5 * first["R_HF_ohm"] == pytest.approx(0.5 * short["reference_R_HF_ohm"])
+    events = [json.loads(x) for x in (outcome.folder / EVENTS).read_text().splitlines()]
+    assert [e["cycle"] for e in events if e["kind"] == "eis_short"] == [short["cycle"]]
+    assert "EIS short signal" in r["headline"]
+    assert reading.current_A == 0.0
+
+
+@pytest.mark.parametrize("cycles", ["1-x", "0,5", "every 0", " , "])
+def test_a_bad_eis_cycle_list_is_refused_naming_it(cycles, tmp_path):
+    result = cli.invoke(app, ["run", "ce-cycling", "-p", "eis=true", "-p", f"eis_cycles={cycles}",
+                              "--store", str(tmp_path / "store")])
+    assert result.exit_code == 2
+    assert "eis_cycles" in result.output and "Traceback" not in result.output
