@@ -1,8 +1,10 @@
 """Re-run a stored run's analysis from its files, as ``labctl analyze ccd|ce|eis`` does, with the run's own settings.
 
 The run's procedure is rebuilt from ``metadata.json`` (parameters with their values), so the area, limits and circuit
-are the ones the live run used and the procedure decides which analyzer settings apply (``analyzer_settings``). The
-analysis functions are the CLI's; nothing is recomputed here. No Qt: the run browser calls it, a script may too.
+are the ones the live run used: a cycling procedure declares its analysis once (``procedure.analysis()``: analyzer
+and settings), which its live run, this module and the equivalent ``labctl analyze`` command share; its time series
+is replayed through it (:func:`labctl.analysis.replay.replay`). Spectra go through the CLI's EIS analysis. No Qt: the
+run browser calls it, a script may too.
 """
 
 from __future__ import annotations
@@ -11,19 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labctl.analysis.replay import Analysis
+from labctl.analysis.timeseries import load_bdf_csv
 from labctl.procedures import PROCEDURES, LabProcedure
-from labctl.procedures.ccd import CCDProcedure
-from labctl.procedures.ce import CEProcedure
 from labctl.procedures.eis import SpectrumParameters
 from labctl.store.folder import METADATA, RESULTS, SPECTRA, TIMESERIES, read_json
-from labctl.units import SECONDS_PER_HOUR
-
-# CEAnalyzer settings → `labctl analyze ce` option and the divisor from the setting's unit to the option's
-CE_OPTIONS = {
-    "cutoff_V": ("--cutoff", 1), "lower_V": ("--lower", 1), "upper_V": ("--upper", 1),
-    "time_limit_s": ("--time-limit", SECONDS_PER_HOUR), "capacity_mAh_cm2": ("--capacity", 1),
-    "cathode_mass_mg": ("--cathode-mass", 1), "reference_cycle": ("--reference-cycle", 1),
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -42,10 +36,9 @@ def reanalyze(folder: Path) -> Reanalysis:
     metadata = read_json(folder / METADATA)
     procedure = rebuilt_procedure(metadata)
     stored = read_json(folder / RESULTS).get("headline") if (folder / RESULTS).exists() else None
-    if isinstance(procedure, CCDProcedure):
-        analysis, result, command = _ccd(folder, procedure)
-    elif isinstance(procedure, CEProcedure):
-        analysis, result, command = _ce(folder, procedure)
+    declared = getattr(procedure, "analysis", None)
+    if declared is not None:
+        analysis, result, command = _time_series(folder, declared())
     elif isinstance(procedure, SpectrumParameters):
         analysis, result, command = _eis(folder, procedure)
     else:
@@ -64,36 +57,19 @@ def rebuilt_procedure(metadata: dict[str, Any]) -> LabProcedure:
     return PROCEDURES[name](**values)
 
 
-def _ccd(folder: Path, p: CCDProcedure) -> tuple[str, dict[str, Any], str]:
-    from labctl.analysis.ccd import analyze_ccd, load_bdf_csv
-    from labctl.procedures.ccd import headline
-
-    result = analyze_ccd(load_bdf_csv(_file(folder, TIMESERIES)), p.area_cm2, voltage_limit_V=p.voltage_limit,
-                         ohmic_floor_ohm=p.bulk_resistance or None).to_dict()
-    result["headline"] = headline(result)
-    command = (f"labctl analyze ccd {folder / TIMESERIES} --area {p.area_cm2:.6g} --voltage-limit {p.voltage_limit:g}"
-               f" --bulk-resistance {p.bulk_resistance:g}")
-    return "ccd", result, command
-
-
-def _ce(folder: Path, p: CEProcedure) -> tuple[str, dict[str, Any], str]:
-    from labctl.analysis.ce import analyze_ce, load_bdf_csv
-
-    settings = p.analyzer_settings()
-    result = analyze_ce(load_bdf_csv(_file(folder, TIMESERIES)), p.area_cm2, protocol=p.PROTOCOL, **settings).to_dict()
-    options = [f"{CE_OPTIONS[key][0]} {value / CE_OPTIONS[key][1]:g}" for key, value in settings.items() if value is not None]
-    command = f"labctl analyze ce {folder / TIMESERIES} --area {p.area_cm2:.6g} --protocol {p.PROTOCOL}"
-    return "ce", result, " ".join([command, *options])
+def _time_series(folder: Path, declared: Analysis) -> tuple[str, dict[str, Any], str]:
+    """Replay the run's time series through the analysis its procedure declares."""
+    path = _file(folder, TIMESERIES)
+    outcome = declared.replay(load_bdf_csv(path))
+    return declared.kind, outcome.to_dict() | {"headline": outcome.headline()}, declared.command(path)
 
 
 def _eis(folder: Path, p: SpectrumParameters) -> tuple[str, dict[str, Any], str]:
     from labctl.analysis.eis import analyze_eis, load_spectrum_csv
-    from labctl.procedures.eis import headline
 
     area, thickness = p.area_cm2, p.thickness or None  # type: ignore[attr-defined]
-    result = analyze_eis(load_spectrum_csv(_file(folder, SPECTRA)), area, thickness_cm=thickness,
-                         circuit=p.circuit).to_dict()
-    result["headline"] = headline(result)
+    outcome = analyze_eis(load_spectrum_csv(_file(folder, SPECTRA)), area, thickness_cm=thickness, circuit=p.circuit)
+    result = outcome.to_dict() | {"headline": outcome.headline()}
     command = f"labctl analyze eis {folder / SPECTRA} --area {area:.6g} --circuit '{p.circuit}'"
     if result["spectrum"] is not None:  # the last of several: without --spectrum the command fits them all
         command += f" --spectrum {result['spectrum']}"

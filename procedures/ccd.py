@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pymeasure.experiment import FloatParameter, IntegerParameter, ListParameter
 
 from labctl.analysis.ccd import CCDAnalyzer
+from labctl.analysis.replay import Analysis
 from labctl.procedures.base import ParameterError
 from labctl.procedures.cycling import CyclingProcedure
 from labctl.procedures.longcycle import LongCycling, long_headline
@@ -98,9 +99,13 @@ class CCDProcedure(LongCycling, CyclingProcedure):
         ladder = sum(h.until_time_s / (1.5 if h.until_charge_Ah else 1.0) for h in self.half_cycles())
         return ladder + self.long_duration_s()
 
+    def analysis(self) -> Analysis:
+        """The analysis of this run, live and from its files (the settings its parameters give)."""
+        return Analysis("ccd", CCDAnalyzer, self.area_cm2, {"voltage_limit_V": self.voltage_limit,
+                                                           "ohmic_floor_ohm": self.bulk_resistance or None})
+
     def startup(self) -> None:
-        self.analyzer = CCDAnalyzer(self.area_cm2, voltage_limit_V=self.voltage_limit,
-                                    ohmic_floor_ohm=self.bulk_resistance or None)
+        self.analyzer = self.analysis().analyzer()
         self.begin_cycling()
         self.emit("event", {"kind": "test_started", "planned_half_cycles": len(self.half_cycles())})
 
@@ -150,46 +155,6 @@ class CCDProcedure(LongCycling, CyclingProcedure):
 
     def _report(self) -> None:
         result = self.ladder.to_dict() | {"long_cycling": self.long_cycling}
-        result["headline"] = headline(result) + long_headline(self.long_cycling)
-        result["brief"] = brief(result)
+        result["headline"] = self.ladder.headline() + long_headline(self.long_cycling)
+        result["brief"] = self.ladder.brief()
         self.emit("result", result)
-
-
-def brief(result: dict) -> str:
-    """A few words for run lists: 'CCD 0.6 mA/cm² (hard short)' or 'no failure to 3 mA/cm²'."""
-    if result.get("failure_mode") and result.get("ccd_mA_cm2") is None:
-        return f"{result['failure_mode'].replace('_', ' ')} before any current flowed"
-    if result.get("ccd_mA_cm2") is None:
-        last = result.get("j_last_pass_mA_cm2")
-        return f"no failure to {last} mA/cm²" if last is not None else "no failure; no step completed"
-    return f"CCD {result['ccd_mA_cm2']:g} mA/cm² ({result['failure_mode'].replace('_', ' ')})"
-
-
-def headline(result: dict) -> str:
-    """One line for people: 'CCD = 0.6 mA/cm² (hard short) …' or that the cell did not fail."""
-    if result.get("failure_mode") and result.get("ccd_mA_cm2") is None:
-        return f"Failed by {result['failure_mode'].replace('_', ' ')} before any current was measured"
-    if result.get("ccd_mA_cm2") is None:
-        last = result.get("j_last_pass_mA_cm2")
-        if last is None:
-            return "No failure, and no step completed"
-        return f"No failure: the cell passed every step it ran (the last at {last} mA/cm²)" + _soft_shorts(result)
-    capacity = result["capacity_per_half_cycle_mAh_cm2"]
-    last = result["j_last_pass_mA_cm2"]
-    return (f"CCD = {result['ccd_mA_cm2']:g} mA/cm² ({result['failure_mode'].replace('_', ' ')}) "
-            + (f"at {capacity:.3g} mAh/cm² per half-cycle" if capacity is not None
-               else "(capacity per half-cycle unknown: no half-cycle completed)")
-            + (f"; last passed {last:g} mA/cm²" if last is not None else "; no level passed")
-            + f"; {result['capacity_to_failure_mAh_cm2']:.3g} mAh/cm² plated to failure "
-            f"({result['cumulative_capacity_mAh_cm2']:.3g} mAh/cm² in the whole test); failed at "
-            f"{result['failure_time_h']:.2f} h (confirmed at {result['failure_confirmed_time_h']:.2f} h), "
-            f"cycle {result['failure_cycle']}" + _soft_shorts(result))
-
-
-def _soft_shorts(result: dict) -> str:
-    """'; 2 soft-short events, the first at 0.4 mA/cm²', or nothing."""
-    events = result.get("soft_shorts") or []
-    if not events:
-        return ""
-    return (f"; {len(events)} soft-short event{'s' if len(events) > 1 else ''}, the first at "
-            f"{result['soft_short_onset_mA_cm2']:g} mA/cm²")

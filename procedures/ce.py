@@ -20,11 +20,12 @@ detector of ``labctl analyze ce`` runs live and ends the test at a short, with t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pymeasure.experiment import FloatParameter, IntegerParameter
 
-from labctl.analysis.ce import CEAnalyzer
+from labctl.analysis.ce import CEAnalyzer, CEVariant
+from labctl.analysis.replay import Analysis
 from labctl.procedures.base import ParameterError
 from labctl.procedures.cycle_eis import CycleEIS, RolesWithEIS
 from labctl.procedures.cycling import CyclingProcedure
@@ -38,18 +39,23 @@ class CEProcedure(CyclingProcedure):
     """What CE procedures share: the live CE analyzer, its findings as events, the result."""
 
     ROLES = ("cycler",)
-    PROTOCOL = ""
+    VARIANT: ClassVar[CEVariant]  # the CE analysis variant (`labctl analyze ce --protocol`)
 
     sample_interval = FloatParameter("Sample interval", units="s", minimum=0.1, maximum=600, default=60.0,
                                      description="Time between stored samples after each segment's first 16 s")
 
     def analyzer_settings(self) -> dict[str, Any]:
+        """The CE analyzer's settings from this procedure's parameters (each procedure's own limits)."""
         return {}
 
+    def analysis(self) -> Analysis:
+        """The analysis of this run, live and from its files."""
+        return Analysis("ce", CEAnalyzer, self.area_cm2, {"protocol": self.VARIANT, **self.analyzer_settings()})
+
     def startup(self) -> None:
-        self.analyzer = CEAnalyzer(self.area_cm2, protocol=self.PROTOCOL, **self.analyzer_settings())
+        self.analyzer = self.analysis().analyzer()
         self.begin_cycling()
-        self.emit("event", {"kind": "test_started", "protocol": self.PROTOCOL})
+        self.emit("event", {"kind": "test_started", "protocol": self.VARIANT})
 
     def observe(self, reading: CyclerReading, cycle: int, step: int) -> bool:
         findings = self.analyzer.add(reading.test_time_s, reading.voltage_V, reading.current_A, cycle, step,
@@ -71,7 +77,8 @@ class CEProcedure(CyclingProcedure):
         self.emit("result", self.result())
 
     def result(self) -> dict[str, Any]:
-        return self.analyzer.result().to_dict()
+        outcome = self.analyzer.result()
+        return outcome.to_dict() | {"brief": outcome.brief()}
 
 
 class HalfCellCE(CEProcedure):
@@ -111,7 +118,7 @@ class ReservoirCEProcedure(HalfCellCE):
     """Reservoir ("modified Aurbach") CE: formation, reservoir, n short cycles, final strip."""
 
     NAME = "ce-reservoir"
-    PROTOCOL = "reservoir"
+    VARIANT = "reservoir"
 
     formation_capacity = FloatParameter("Formation capacity", units="mAh/cm²", minimum=0.001, maximum=100, default=1.0)
     reservoir_capacity = FloatParameter("Reservoir capacity Q_T", units="mAh/cm²", minimum=0.001, maximum=100,
@@ -159,7 +166,7 @@ class CyclingCEProcedure(CycleEIS, HalfCellCE):
     """Long galvanostatic cycling: plate a fixed capacity, strip to the anodic cutoff, per-cycle CE."""
 
     NAME = "ce-cycling"
-    PROTOCOL = "cycling"
+    VARIANT = "cycling"
     ROLES = RolesWithEIS("cycler")
 
     capacity = FloatParameter("Plating capacity", units="mAh/cm²", minimum=0.001, maximum=100, default=1.0)

@@ -19,11 +19,12 @@ from typing import ClassVar
 
 from pymeasure.experiment import FloatParameter, IntegerParameter, ListParameter, Parameter
 
-from labctl.analysis.eis import analyze_spectrum
+from labctl.analysis.eis import analyze_spectrum, brief, headline
 from labctl.analysis.zview import format_z
 from labctl.procedures.base import LabProcedure, ParameterError
 from labctl.procedures.spectrum import log_frequencies, measure_spectrum
 from labctl.roles import CyclerChannel, CyclerReading
+from labctl.units import percent_done
 
 BIAS_RANGE_V = (-40.95, 40.95)  # the 1260's VB range
 EIS_VOLTAGE_LIMITS_V = (-1.0, 1.0)  # Sandoval et al.'s EIS voltage limits (cell voltage, V)
@@ -127,13 +128,13 @@ class EISProcedure(SpectrumParameters, LabProcedure):
         self.configure_analyzer(self.bias_V)
         freqs = self.frequencies()
         points = measure_spectrum(self.analyzer, self.clock, freqs, self.should_stop,
-                                  on_point=lambda done, total: self.emit("progress", 100.0 * done / total))
+                                  on_point=lambda done, total: self.emit("progress", percent_done(done, total)))
         self.emit("spectrum", {"index": 1, "test_time_s": 0.0, "cycle": 0, "step": 0, "points": points})
         if len(points) < len(freqs):
             return
         result = self.analyze(points) | {"dc_bias_V": self.bias_V}
         self.emit("export", {"name": "spectrum-001.z", "text": format_z(points, amplitude_V=self.amplitude / 1000)})
-        result["headline"] = headline(result)
+        result["headline"], result["brief"] = headline(result), brief(result)
         self.emit("result", result)
 
 
@@ -144,16 +145,3 @@ def open_circuit_voltage(reading: CyclerReading) -> float:
                            f"{reading.voltage_V:+.4f} V is not the open-circuit voltage; rest it, or give "
                            "-p bias_from=dc_bias -p dc_bias=V")
     return reading.voltage_V
-
-
-def headline(result: dict) -> str:
-    def ohms(key: str, unit: str = "Ω") -> str:
-        value = result.get(key)
-        return "not found" if value is None else f"{value:.4g} {unit}"
-
-    parts = [f"R_b = {ohms('R_b_ohm')}", f"R_tot = {ohms('R_tot_ohm')}",
-             f"ASR = {ohms('asr_per_interface_ohm_cm2', 'Ω·cm²')} per interface"]
-    if result.get("conductivity_mS_cm") is not None:
-        parts.append(f"σ = {result['conductivity_mS_cm']:.3g} mS/cm")
-    parts.append("KK " + ("pass" if result["kk_pass"] else "FAIL"))
-    return "; ".join(parts)

@@ -46,7 +46,7 @@ def parse_numbers(name: str, text: str) -> list[float]:
 class FullCellBase(CEProcedure):
     """Constant-current charge and discharge between voltage limits."""
 
-    PROTOCOL = "fullcell"
+    VARIANT = "fullcell"
 
     upper_voltage = FloatParameter("Upper voltage", units="V", minimum=0.1, maximum=5, default=4.3)
     lower_voltage = FloatParameter("Lower voltage", units="V", minimum=0.0, maximum=5, default=2.8)

@@ -20,14 +20,16 @@ from dataclasses import asdict, dataclass, field
 from statistics import median
 from typing import Literal
 
-import numpy as np
 import pandas as pd
 
+from labctl.analysis.checks import SettingError, positive, sig
+from labctl.analysis.replay import replay
+from labctl.analysis.segments import Charge, Row, Split, check_sample
 from labctl.analysis.shorts import Collapse, Finding, Sample, VoltageNoise, finding_at
-from labctl.analysis.timeseries import CURRENT, CYCLE, STEP, TIME, VOLTAGE, checked_series, load_bdf_csv, numbers
+from labctl.analysis.timeseries import load_bdf_csv
 from labctl.units import SECONDS_PER_HOUR, areal_mAh_cm2, density_mA_cm2
 
-__all__ = ["CCDAnalyzer", "CCDResult", "Finding", "LevelSummary", "analyze_ccd", "load_bdf_csv"]
+__all__ = ["CCDAnalyzer", "CCDResult", "Finding", "LevelSummary", "analyze_ccd", "brief", "headline", "load_bdf_csv"]
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
@@ -36,6 +38,7 @@ END_REASONS = (None, "time", "charge", "voltage_high", "voltage_low")
 LIMIT_TOLERANCE = 0.005  # |V| within 0.5 % of the limit has reached it (logged values are rounded)
 STEP_FRACTION = 0.5  # C: a level's median |V| below half the previous level's although |j| rose
 GROWTH_FRACTION = 0.5  # E (event): |V| grew by more than 50 % within a segment ...
+DENSITY_DIGITS, CAPACITY_DIGITS = 4, 6  # measured densities and integrated capacities carry no more
 CONVENTION = ("CCD = j_fail, the current density of the step in which the cell failed; j_last_pass is the last "
               "step completed without failure (the Lu et al. 2021 convention, one step lower)")
 
@@ -85,6 +88,14 @@ class CCDResult:
             d[key] = list(d[key])
         return d
 
+    def headline(self) -> str:
+        """One line for people (:func:`headline`)."""
+        return headline(self.to_dict())
+
+    def brief(self) -> str:
+        """A few words for run lists (:func:`brief`)."""
+        return brief(self.to_dict())
+
 
 @dataclass
 class _Level:
@@ -100,7 +111,7 @@ class _Level:
     @property
     def density_mA_cm2(self) -> float:
         """|j| of the level: the median over its samples, to 4 significant digits."""
-        return _sig(median(self.densities_mA_cm2)) if self.densities_mA_cm2 else _sig(self.first_density_mA_cm2)
+        return sig(median(self.densities_mA_cm2) if self.densities_mA_cm2 else self.first_density_mA_cm2, DENSITY_DIGITS)
 
     def summary(self, passed: bool) -> LevelSummary:
         median_V = self.median_abs_voltage_V
@@ -118,8 +129,6 @@ class _Segment:
     density_mA_cm2: float
     start_s: float
     last_s: float
-    current_A: float  # latest sample with current
-    running: bool = True  # no rest reading seen since the latest sample with current
     charge_Ah: float = 0.0
     tested: list[Sample] = field(default_factory=list)
 
@@ -165,12 +174,9 @@ class CCDAnalyzer:
     capacity to failure stops at the failure's onset.
 
     Cumulative capacity (CAC) is the total |charge| passed divided by 2·area, i.e. the lithium plated per
-    electrode, in mAh/cm2; for the fixed-time protocol it equals the sum of j over completed steps. Charge is
-    integrated as each sample's |I| times the time since the previous sample, which is exact when the data has a
-    point at each step end (BDF, Arbin). When a reading at rest still carries the open segment's number (the live
-    procedure's first reading after the instrument ended the segment), the interval before it is counted at the
-    segment's current: the segment ran until then. Otherwise the error is at most one sample interval per
-    segment.
+    electrode, in mAh/cm2; for the fixed-time protocol it equals the sum of j over completed steps. Charge follows
+    the one rule of :mod:`labctl.analysis.segments` (trapezoids within a segment, the current held at its ends, up
+    to the segment's own reading at rest), exact when the data has a point at each step end (BDF, Arbin).
     """
 
     def __init__(self, area_cm2: float, *, voltage_limit_V: float = 1.0, ohmic_floor_ohm: float | None = None,
@@ -179,20 +185,23 @@ class CCDAnalyzer:
         R_b from EIS (None: estimate, see the class docstring); ``settle_s``: time skipped after a current change;
         ``current_tolerance``: relative difference of |j| below which two segments are the same level;
         ``rest_density_mA_cm2``: |j| below which a sample is rest."""
-        _positive("area_cm2", area_cm2, "the electrode area in cm² (10 mm diameter: 0.785)")
-        _positive("voltage_limit_V", voltage_limit_V, "the |V| safety limit of the test, e.g. 1.0")
+        positive("area_cm2", area_cm2, "the electrode area in cm² (10 mm diameter: 0.785)")
+        positive("voltage_limit_V", voltage_limit_V, "the |V| safety limit of the test, e.g. 1.0")
         if ohmic_floor_ohm is not None:
-            _positive("ohmic_floor_ohm", ohmic_floor_ohm, "R_b from EIS in Ω, or None to estimate it")
-        _positive("settle_s", settle_s, "seconds to skip after a current change, e.g. 2", allow_zero=True)
-        _positive("rest_density_mA_cm2", rest_density_mA_cm2, "e.g. 0.001", allow_zero=True)
+            positive("ohmic_floor_ohm", ohmic_floor_ohm, "R_b from EIS in Ω, or None to estimate it")
+        positive("settle_s", settle_s, "seconds to skip after a current change, e.g. 2", allow_zero=True)
+        positive("rest_density_mA_cm2", rest_density_mA_cm2, "e.g. 0.001", allow_zero=True)
         if not 0 < current_tolerance < 0.5:
-            raise ValueError(f"current_tolerance must be a fraction between 0 and 0.5, got {current_tolerance!r}; "
-                             "use e.g. 0.01 (1 %)")
+            raise SettingError("current_tolerance", "current_tolerance must be a fraction between 0 and 0.5, got "
+                               f"{current_tolerance!r}; use e.g. 0.01 (1 %)")
         self.area_cm2 = float(area_cm2)
         self.voltage_limit_V = float(voltage_limit_V)
         self.settle_s = float(settle_s)
         self.current_tolerance = float(current_tolerance)
         self.rest_density_mA_cm2 = float(rest_density_mA_cm2)
+        self.split = Split(self.area_cm2, self.rest_density_mA_cm2, self.current_tolerance, count_cycles=True)
+        self._charge = Charge(self.split)
+        self._fed_step: int | None = None  # replay: the step of the previous row fed
         self._given_floor_ohm = ohmic_floor_ohm
         self._estimated_floor_ohm: float | None = None
         self._collapse, self._noise = Collapse(), VoltageNoise()
@@ -217,24 +226,27 @@ class CCDAnalyzer:
         return self._given_floor_ohm if self._given_floor_ohm is not None else self._estimated_floor_ohm
 
     def is_rest(self, current_A: float) -> bool:
-        return abs(density_mA_cm2(current_A, self.area_cm2)) < self.rest_density_mA_cm2
+        return self.split.is_rest(current_A)
 
-    def same_current(self, a_A: float, b_A: float) -> bool:
-        """Same sign and |a - b| within ``current_tolerance`` of the larger."""
-        return (a_A > 0) == (b_A > 0) and abs(a_A - b_A) <= self.current_tolerance * max(abs(a_A), abs(b_A))
+    def feed(self, row: Row) -> list[Finding]:
+        """One recorded row (:func:`labctl.analysis.replay.replay`): a change of step ends the previous segment for
+        a reason a file does not tell."""
+        found = self.end_segment(None) if self._fed_step is not None and row.step != self._fed_step else []
+        self._fed_step = row.step
+        return found + self.add(row.t_s, row.voltage_V, row.current_A, row.step, row.cycle or 0)
+
+    def finish(self) -> list[Finding]:
+        """The data have ended: the last segment counts as completed."""
+        return self.end_segment(None)
 
     def add(self, t_s: float, voltage_V: float, current_A: float, segment: int, cycle: int) -> list[Finding]:
         """One sample: test time (s), voltage (V), current (A, positive charges), BDF step count and cycle count.
         Returns what it revealed (usually nothing)."""
-        for name, value in (("t_s", t_s), ("voltage_V", voltage_V), ("current_A", current_A)):
-            if not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-        if self._last_t_s is not None and t_s < self._last_t_s:
-            raise ValueError(f"t_s went backwards: {t_s} s after {self._last_t_s} s; feed samples in time order")
-        dt_s = 0.0 if self._last_t_s is None else t_s - self._last_t_s
+        check_sample({"t_s": t_s, "voltage_V": voltage_V, "current_A": current_A}, "t_s", self._last_t_s)
+        charge_Ah = self._charge.add(0.0 if self._last_t_s is None else t_s - self._last_t_s, current_A, segment)
         self._last_t_s, self._last_labels = t_s, (segment, cycle)
         if self._failure is not None:  # nothing more to detect; the whole test's charge still counts
-            self._charge_Ah += abs(current_A) * dt_s / SECONDS_PER_HOUR
+            self._charge_Ah += charge_Ah
             return []
         found: list[Finding] = []
         if self._segment is not None and segment != self._segment.number:
@@ -243,20 +255,18 @@ class CCDAnalyzer:
             return found
         seg = self._segment
         if self.is_rest(current_A):
-            if seg is not None and seg.running:  # the first rest reading of a segment marks its end
-                self._pass_charge(seg, seg.current_A, dt_s)
-                seg.running = False
+            if seg is not None:  # the segment's own reading at rest: it ran until then
+                self._pass_charge(seg, charge_Ah)
             return found
         if seg is None:
             seg = self._open_segment(t_s, current_A, segment, cycle)
-        self._pass_charge(seg, current_A, dt_s)
-        seg.current_A, seg.last_s, seg.running = current_A, t_s, True
+        self._pass_charge(seg, charge_Ah)
+        seg.last_s = t_s
         self._levels[seg.level].densities_mA_cm2.append(abs(density_mA_cm2(current_A, self.area_cm2)))
         s = Sample(t_s, voltage_V, current_A, seg.density_mA_cm2, segment, seg.cycle, self._cac())
         return found + self._check(s, seg)
 
-    def _pass_charge(self, seg: _Segment, current_A: float, dt_s: float) -> None:
-        charge_Ah = abs(current_A) * dt_s / SECONDS_PER_HOUR
+    def _pass_charge(self, seg: _Segment, charge_Ah: float) -> None:
         self._charge_Ah += charge_Ah
         seg.charge_Ah += charge_Ah
 
@@ -288,8 +298,8 @@ class CCDAnalyzer:
             criterion=failure.criterion if failure else None,
             j_last_pass_mA_cm2=last[-1] if last else None,
             capacity_per_half_cycle_mAh_cm2=_capacity(self._failing_capacity(failure_level)),
-            cumulative_capacity_mAh_cm2=_sig(self._cac(), 6),
-            capacity_to_failure_mAh_cm2=_sig(failure.cumulative_capacity_mAh_cm2, 6) if failure else None,
+            cumulative_capacity_mAh_cm2=sig(self._cac(), CAPACITY_DIGITS),
+            capacity_to_failure_mAh_cm2=sig(failure.cumulative_capacity_mAh_cm2, CAPACITY_DIGITS) if failure else None,
             failure_time_h=failure.t_s / SECONDS_PER_HOUR if failure else None,
             failure_confirmed_time_h=failure.confirmed_t_s / SECONDS_PER_HOUR if failure else None,
             failure_cycle=failure.cycle if failure else None,
@@ -308,14 +318,14 @@ class CCDAnalyzer:
     # -- segments and levels
 
     def _open_segment(self, t_s: float, current_A: float, number: int, cycle: int) -> _Segment:
-        j = _sig(density_mA_cm2(current_A, self.area_cm2))
+        j = sig(density_mA_cm2(current_A, self.area_cm2), DENSITY_DIGITS)
         level = self._levels[-1] if self._levels else None
         if level is None or abs(abs(j) - level.first_density_mA_cm2) > self.current_tolerance * max(
                 abs(j), level.first_density_mA_cm2):
             self._close_level()
             self._levels.append(_Level(first_density_mA_cm2=abs(j)))
         self._levels[-1].half_cycles += 1
-        self._segment = _Segment(number, cycle, len(self._levels) - 1, j, t_s, t_s, current_A)
+        self._segment = _Segment(number, cycle, len(self._levels) - 1, j, t_s, t_s)
         self._segment_levels[number] = len(self._levels) - 1
         self._collapse.new_segment()
         self._noise.new_segment()
@@ -450,54 +460,14 @@ class CCDAnalyzer:
 
 def analyze_ccd(df: pd.DataFrame, area_cm2: float, **options: float | None) -> CCDResult:
     """The CCD result of a stepped test recorded as a BDF time series, computed by :class:`CCDAnalyzer` with
-    ``options`` (``voltage_limit_V``, ``ohmic_floor_ohm``, ...).
+    ``options`` (``voltage_limit_V``, ``ohmic_floor_ohm``, ...) through :func:`~labctl.analysis.replay.replay`.
 
     Segments come from ``Step Count / 1`` when present, else from changes of the current (sign, rest, or |I|
     beyond ``current_tolerance``); cycles from ``Cycle Count / 1`` when present, else one per pair of
     half-cycles, counted from the sign of the first one. Why a segment ended is unknown in a file, so contact
     loss is detected by |V| reaching ``voltage_limit_V``. The last segment in the file counts as completed.
     """
-    analyzer = CCDAnalyzer(area_cm2, **options)  # type: ignore[arg-type]
-    df = checked_series(df)
-    t, volts, amps = (numbers(df, name) for name in (TIME, VOLTAGE, CURRENT))
-    steps = numbers(df, STEP).astype(int) if STEP in df else _derive_segments(amps, analyzer)
-    cycles = numbers(df, CYCLE).astype(int) if CYCLE in df else _derive_cycles(steps, amps, analyzer)
-    previous = None
-    for row in zip(t.tolist(), volts.tolist(), amps.tolist(), steps.tolist(), cycles.tolist(), strict=True):
-        if previous is not None and row[3] != previous:
-            analyzer.end_segment(None)
-        analyzer.add(*row)
-        previous = row[3]
-    analyzer.end_segment(None)
-    return analyzer.result()
-
-
-def _derive_segments(amps: np.ndarray, analyzer: CCDAnalyzer) -> np.ndarray:
-    """A new segment wherever rest starts or ends, or the current changes sign or |I| by more than the
-    analyzer's ``current_tolerance`` from the segment's first sample."""
-    segments, number, ref = [], 0, None
-    for current in amps.tolist():
-        if ref is None or analyzer.is_rest(ref) != analyzer.is_rest(current) or (
-                not analyzer.is_rest(current) and not analyzer.same_current(ref, current)):
-            number, ref = number + 1, current
-        segments.append(number)
-    return np.array(segments)
-
-
-def _derive_cycles(segments: np.ndarray, amps: np.ndarray, analyzer: CCDAnalyzer) -> np.ndarray:
-    """Cycle 1 starts with the first half-cycle; a new cycle starts with each half-cycle of that sign that
-    follows one of the other sign (rest in between does not count)."""
-    cycles, cycle, first_sign, last_sign, counted = [], 0, 0.0, 0.0, None
-    for segment, current in zip(segments.tolist(), amps.tolist(), strict=True):
-        if segment != counted and not analyzer.is_rest(current):
-            sign = math.copysign(1.0, current)
-            if cycle == 0:
-                cycle, first_sign = 1, sign
-            elif sign == first_sign and last_sign != first_sign:
-                cycle += 1
-            last_sign, counted = sign, segment
-        cycles.append(cycle)
-    return np.array(cycles)
+    return replay(df, CCDAnalyzer(area_cm2, **options))  # type: ignore[arg-type]
 
 
 def _fixed_capacity(a: _Level, b: _Level) -> bool:
@@ -525,17 +495,45 @@ def _growth(seg: _Segment) -> Finding | None:
         "at its end: a sign of voids/contact loss (the test goes on)"), ends_test=False, confirmed_t_s=seg.last_s)
 
 
-def _sig(x: float, digits: int = 4) -> float:
-    """``x`` to ``digits`` significant digits (measured densities and integrated capacities carry no more)."""
-    return float(f"{x:.{digits}g}")
-
-
 def _capacity(x: float | None) -> float | None:
-    return None if x is None else _sig(x, 6)
+    return None if x is None else sig(x, CAPACITY_DIGITS)
 
 
-def _positive(name: str, value: float, hint: str, allow_zero: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number, "
-                         f"got {value!r}; give {hint}")
+def brief(result: dict) -> str:
+    """A few words for run lists: 'CCD 0.6 mA/cm² (hard short)' or 'no failure to 3 mA/cm²'."""
+    if result.get("failure_mode") and result.get("ccd_mA_cm2") is None:
+        return f"{result['failure_mode'].replace('_', ' ')} before any current flowed"
+    if result.get("ccd_mA_cm2") is None:
+        last = result.get("j_last_pass_mA_cm2")
+        return f"no failure to {last} mA/cm²" if last is not None else "no failure; no step completed"
+    return f"CCD {result['ccd_mA_cm2']:g} mA/cm² ({result['failure_mode'].replace('_', ' ')})"
+
+
+def headline(result: dict) -> str:
+    """One line for people: 'CCD = 0.6 mA/cm² (hard short) …' or that the cell did not fail."""
+    if result.get("failure_mode") and result.get("ccd_mA_cm2") is None:
+        return f"Failed by {result['failure_mode'].replace('_', ' ')} before any current was measured"
+    if result.get("ccd_mA_cm2") is None:
+        last = result.get("j_last_pass_mA_cm2")
+        if last is None:
+            return "No failure, and no step completed"
+        return f"No failure: the cell passed every step it ran (the last at {last} mA/cm²)" + _soft_shorts(result)
+    capacity = result["capacity_per_half_cycle_mAh_cm2"]
+    last = result["j_last_pass_mA_cm2"]
+    return (f"CCD = {result['ccd_mA_cm2']:g} mA/cm² ({result['failure_mode'].replace('_', ' ')}) "
+            + (f"at {capacity:.3g} mAh/cm² per half-cycle" if capacity is not None
+               else "(capacity per half-cycle unknown: no half-cycle completed)")
+            + (f"; last passed {last:g} mA/cm²" if last is not None else "; no level passed")
+            + f"; {result['capacity_to_failure_mAh_cm2']:.3g} mAh/cm² plated to failure "
+            f"({result['cumulative_capacity_mAh_cm2']:.3g} mAh/cm² in the whole test); failed at "
+            f"{result['failure_time_h']:.2f} h (confirmed at {result['failure_confirmed_time_h']:.2f} h), "
+            f"cycle {result['failure_cycle']}" + _soft_shorts(result))
+
+
+def _soft_shorts(result: dict) -> str:
+    """'; 2 soft-short events, the first at 0.4 mA/cm²', or nothing."""
+    events = result.get("soft_shorts") or []
+    if not events:
+        return ""
+    return (f"; {len(events)} soft-short event{'s' if len(events) > 1 else ''}, the first at "
+            f"{result['soft_short_onset_mA_cm2']:g} mA/cm²")

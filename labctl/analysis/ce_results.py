@@ -1,5 +1,5 @@
 """What the CE analysis reports: finished cycles, shorts, the reservoir CE, and how people read them (the
-headline and the per-cycle table). The analyzer itself is :mod:`labctl.analysis.ce`."""
+headline, the brief and the per-cycle table). The analyzers are in :mod:`labctl.analysis.ce`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from labctl.units import SECONDS_PER_HOUR
 
-Protocol = Literal["reservoir", "cycling", "fullcell"]
+CEVariant = Literal["reservoir", "cycling", "fullcell"]  # the CE protocols (`labctl analyze ce --protocol`)
 EndReason = Literal["capacity", "voltage", "time", "stopped"]
 Phase = Literal["formation", "reservoir", "cycle", "final"]
 FORMULA = "CE = (Σ strips of the n cycles + Q_S) / (Σ plates of the n cycles + Q_T) = (n·Q_c + Q_S)/(n·Q_c + Q_T)"
@@ -106,9 +106,10 @@ class ReservoirCE:
 
 @dataclass(frozen=True)
 class CEResult:
-    """The CE analysis of one test. ``to_dict()`` gives plain JSON types and the ``headline``."""
+    """The CE analysis of one test. ``to_dict()`` gives plain JSON types and the ``headline`` (the variant under its
+    stored name, ``protocol``)."""
 
-    protocol: Protocol
+    variant: CEVariant
     area_cm2: float
     cycles: tuple[HalfCellCycle | FullCellCycle, ...]
     cycles_completed: int  # rows with a CE and no half-cycle cut short
@@ -124,7 +125,7 @@ class CEResult:
 
     def to_dict(self) -> dict:
         d = _plain({
-            "protocol": self.protocol, "area_cm2": self.area_cm2, "cycles": [c.to_dict() for c in self.cycles],
+            "protocol": self.variant, "area_cm2": self.area_cm2, "cycles": [c.to_dict() for c in self.cycles],
             "cycles_completed": self.cycles_completed, "mean_ce_percent": self.mean_ce_percent,
             "last_ce_percent": self.last_ce_percent,
             "reservoir": asdict(self.reservoir) if self.reservoir else None,
@@ -135,6 +136,13 @@ class CEResult:
         d["headline"] = headline(d)
         return d
 
+    def headline(self) -> str:
+        """One line for people (:func:`headline`)."""
+        return self.to_dict()["headline"]
+
+    def brief(self) -> str:
+        """A few words for run lists (:func:`brief`)."""
+        return brief(self.to_dict())
 
 
 def headline(result: dict) -> str:
@@ -152,6 +160,23 @@ def headline(result: dict) -> str:
         return lead + "No complete cycle in the data" + ("" if short else " (no short)")
     body = _full_cell_headline(result, rows) if result["protocol"] == "fullcell" else _cycling_headline(result, rows)
     return lead + body + ("" if short else "; no short")
+
+
+def brief(result: dict) -> str:
+    """A few words for run lists, from :meth:`CEResult.to_dict`: 'reservoir CE 98.93 %', 'mean CE 99.12 % over 25
+    cycles', 'retention 95.1 % at cycle 100', with ', short at cycle 7' when a short ended the test."""
+    short = result.get("short")
+    tail = f", short at cycle {short['cycle']}" if short else ""
+    if result["protocol"] == "reservoir":
+        r = result.get("reservoir")
+        ce = None if not r else r["ce_percent"]
+        return (f"reservoir CE {ce:.2f} %" if ce is not None else "reservoir CE incomplete") + tail
+    rows = [r for r in result["cycles"] if r.get("ce_percent") is not None and "incomplete" not in r["flags"]]
+    if not rows:
+        return "no complete cycle" + tail
+    if result["protocol"] == "fullcell" and result["retention_percent"] is not None:
+        return f"retention {result['retention_percent']:.3g} % at cycle {rows[-1]['cycle']}" + tail
+    return f"mean CE {result['mean_ce_percent']:.2f} % over {len(rows)} cycles" + tail
 
 
 def _cycling_headline(result: dict, rows: list[dict]) -> str:

@@ -57,16 +57,18 @@ from scipy.optimize import least_squares
 from labctl.analysis.circuits import Circuit, Element, Omega, Parallel, parse_circuit
 from labctl.analysis.kramers_kronig import RESOLVED, KKResult, lin_kk
 from labctl.analysis.spectrum import SpectrumFeatures, check_spectrum, spectrum_features
+from labctl.bdf_columns import FREQUENCY, SPECTRUM, SPECTRUM_INDEX
+from labctl.bdf_columns import IMAGINARY_IMPEDANCE as IMAGINARY
+from labctl.bdf_columns import REAL_IMPEDANCE as REAL
 
-__all__ = ["DEFAULT_CIRCUIT", "EISResult", "FitResult", "analyze_eis", "analyze_spectrum", "check_spectrum",
-           "fit_circuit", "initial_guess", "load_spectrum_csv"]
+__all__ = ["DEFAULT_CIRCUIT", "EISResult", "FitResult", "analyze_eis", "analyze_spectrum", "brief", "check_spectrum",
+           "fit_circuit", "headline", "initial_guess", "load_spectrum_csv"]
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
 DEFAULT_CIRCUIT = "R0-p(R1,CPE1)-W1"  # bulk, one interface arc (both interfaces of a symmetric cell), Warburg
-FREQUENCY, REAL, IMAGINARY = "Frequency / Hz", "Real Impedance / ohm", "Imaginary Impedance / ohm"
-SPECTRUM_KEYS = ("Spectrum Index / 1", "Spectrum / 1")  # the store's spectra table, and the plain BDF name
+SPECTRUM_KEYS = (SPECTRUM_INDEX, SPECTRUM)  # the store's spectra table, and the plain name
 ALPHA_GUESS = 0.85
 POOR_FIT = 0.02  # relative RMS residual above which more starts are tried, and a warning is given
 NOISE_FACTOR = 1.5  # ... or above this many times the scatter of the data (spectrum_features().noise)
@@ -390,6 +392,38 @@ class EISResult:
             "kk_pass": self.kk.passed, "kk": self.kk.to_dict(), "fit": self.fit.to_dict(),
             "warnings": list(self.warnings),
         }  # fmt: skip
+
+    def headline(self) -> str:
+        """One line for people (:func:`headline`)."""
+        return headline(self.to_dict())
+
+    def brief(self) -> str:
+        """A few words for run lists (:func:`brief`)."""
+        return brief(self.to_dict())
+
+
+def headline(result: dict) -> str:
+    """One line for people, from :meth:`EISResult.to_dict`: R_b, R_tot, ASR per interface, σ when known, KK."""
+    parts = [f"R_b = {_ohms(result, 'R_b_ohm')}", f"R_tot = {_ohms(result, 'R_tot_ohm')}",
+             f"ASR = {_ohms(result, 'asr_per_interface_ohm_cm2', 'Ω·cm²')} per interface"]
+    if result.get("conductivity_mS_cm") is not None:
+        parts.append(f"σ = {result['conductivity_mS_cm']:.3g} mS/cm")
+    parts.append(_kk(result))
+    return "; ".join(parts)
+
+
+def brief(result: dict) -> str:
+    """A few words for run lists, from :meth:`EISResult.to_dict`: 'R_b 30.1 Ω, R_tot 70.2 Ω, KK pass'."""
+    return f"R_b {_ohms(result, 'R_b_ohm')}, R_tot {_ohms(result, 'R_tot_ohm')}, {_kk(result)}"
+
+
+def _ohms(result: dict, key: str, unit: str = "Ω") -> str:
+    value = result.get(key)
+    return "not found" if value is None else f"{value:.4g} {unit}"
+
+
+def _kk(result: dict) -> str:
+    return "KK " + ("pass" if result["kk_pass"] else "FAIL")
 
 
 def analyze_spectrum(frequency_Hz: Sequence[float] | np.ndarray, impedance_ohm: Sequence[complex] | np.ndarray,

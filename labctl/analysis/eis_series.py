@@ -10,7 +10,6 @@ the run's ``spectrum`` events when the run folder is given.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,10 +17,12 @@ import pandas as pd
 
 from labctl.analysis.circuits import parse_circuit
 from labctl.analysis.eis import DEFAULT_CIRCUIT, SPECTRUM_KEYS, analyze_eis
-from labctl.store.folder import EVENTS, METADATA, SPECTRA, read_json
+from labctl.bdf_columns import CYCLE, STEP, TIME
+from labctl.store.folder import SPECTRA
+from labctl.store.reader import RunReader
 from labctl.units import SECONDS_PER_HOUR
 
-LABELS = {"test_time_h": "Test Time / s", "cycle": "Cycle Count / 1", "step": "Step Count / 1"}
+LABELS = {"test_time_h": TIME, "cycle": CYCLE, "step": STEP}
 RESISTANCE_SUFFIX = "_ohm"  # fitted parameters in ohm (R0_ohm, R1_ohm …), as FitResult names them
 
 
@@ -116,12 +117,8 @@ def _place(rows: pd.DataFrame) -> dict:
 def spectrum_moments(path: Path) -> dict[int, str]:
     """The ``when`` of each spectrum of a run (e.g. "during stripping", "cycle 10"), by index, from the events of
     the run folder given (or holding the file given)."""
-    path = _folder(path) / EVENTS
-    if not path.is_file():
-        return {}
     moments = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        event = json.loads(line)
+    for event in RunReader(_folder(path)).events():
         if event.get("kind") == "spectrum" and event.get("index") is not None and event.get("when"):
             moments[int(event["index"])] = str(event["when"])
     return moments
@@ -174,9 +171,9 @@ def _g(value: float | int | None) -> str:
 def run_settings(path: Path) -> dict:
     """Area (cm²), circuit and thickness (cm) the metadata of a run folder (or of the folder holding the file given)
     records, for what the caller leaves out; {} without metadata."""
-    if not (_folder(path) / METADATA).is_file():
+    metadata = RunReader(_folder(path)).metadata()
+    if not metadata:
         return {}
-    metadata = read_json(_folder(path) / METADATA)
     params = {k: p.get("value") for k, p in metadata.get("parameters", {}).items()}
     return {"area_cm2": (metadata.get("cell") or {}).get("area_cm2"), "circuit": params.get("circuit"),
             "thickness_cm": params.get("thickness") or None}

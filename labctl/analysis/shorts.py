@@ -95,6 +95,26 @@ def finding_at(s: Sample, kind: FindingKind, criterion: Criterion, detail: str, 
                    duration_s=duration_s)
 
 
+class Debounce:
+    """A condition that counts only once it has held at ``min_samples`` consecutive samples spanning at least
+    ``min_span_s``: one or two odd readings are a glitch, at any sampling interval. :meth:`update` gives the onset
+    (time in s and the value then) once it counts; a sample where it does not hold starts over."""
+
+    def __init__(self, min_samples: int = MIN_SAMPLES, min_span_s: float = 0.0) -> None:
+        self.min_samples, self.min_span_s = min_samples, min_span_s
+        self._run: tuple[float, float, int] | None = None  # (onset s, onset value, samples)
+
+    def update(self, t_s: float, holds: bool, value: float) -> tuple[float, float] | None:
+        if not holds:
+            self._run = None
+            return None
+        onset_s, onset_value, count = self._run or (t_s, value, 0)
+        self._run = (onset_s, onset_value, count + 1)
+        if count + 1 >= self.min_samples and t_s - onset_s >= self.min_span_s:
+            return onset_s, onset_value
+        return None
+
+
 @dataclass
 class _Open:
     """A collapse being followed."""

@@ -7,11 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-TIME, VOLTAGE, CURRENT = "Test Time / s", "Voltage / V", "Current / A"
-STEP, CYCLE = "Step Count / 1", "Cycle Count / 1"
-REQUIRED = (TIME, VOLTAGE, CURRENT)
-MACHINE_LABELS = {"test_time_second": TIME, "voltage_volt": VOLTAGE, "current_ampere": CURRENT,
-                  "step_count": STEP, "cycle_count": CYCLE}  # BDF machine-readable names of the same columns
+from labctl.bdf_columns import CURRENT, CYCLE, MACHINE_LABELS, REQUIRED, STEP, TIME, VOLTAGE
+
 NEEDS = (f"a BDF time series with columns {TIME!r}, {VOLTAGE!r} and {CURRENT!r} "
          f"(and, when available, {STEP!r} and {CYCLE!r})")
 

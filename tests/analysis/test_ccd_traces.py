@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from labctl.analysis.ccd import CCDAnalyzer, analyze_ccd
+from labctl.analysis.ccd import CCDAnalyzer, analyze_ccd, brief, headline
 from labctl.analysis.shorts import CONFIRM_S
 from labctl.bench import open_bench
 from labctl.cli import app
 from labctl.engine.runner import Listeners, Runner
-from labctl.procedures.ccd import CCDProcedure, brief, headline
+from labctl.procedures.ccd import CCDProcedure
 from labctl.store import Store
 
 HALF_CYCLE_S = 1800.0
