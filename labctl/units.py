@@ -26,3 +26,8 @@ def charge_Ah(areal_mAh_cm2: float, area_cm2: float) -> float:
 
 def areal_mAh_cm2(charge_Ah: float, area_cm2: float) -> float:
     return charge_Ah * 1000.0 / area_cm2
+
+
+def percent_done(done: float, total: float) -> float:
+    """Progress in %, from work done and the planned total in the same unit; never above 100 (runs overrun plans)."""
+    return min(100.0, 100.0 * done / total)

@@ -5,13 +5,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from labctl.bdf_columns import (
+    CHARGE_CAPACITY,
+    CURRENT,
+    CYCLE,
+    DISCHARGE_CAPACITY,
+    STEP,
+    TIME,
+    UNIX_TIME,
+    VOLTAGE,
+)
 from labctl.procedures.base import LabProcedure
 from labctl.roles import CyclerReading
+from labctl.units import percent_done
 
-BDF_COLUMNS = [
-    "Test Time / s", "Voltage / V", "Current / A", "Unix Time / s", "Cycle Count / 1", "Step Count / 1",
-    "Charging Capacity / Ah", "Discharging Capacity / Ah",
-]  # fmt: skip
+BDF_COLUMNS = [TIME, VOLTAGE, CURRENT, UNIX_TIME, CYCLE, STEP, CHARGE_CAPACITY, DISCHARGE_CAPACITY]
 UNSAFE_STATUSES = {"Unsafe", "Error", "DAQ Memory Unsafe"}
 # The first samples of a segment come at 1, 2, 4, 8 and 16 s, then every sample interval: a nucleation dip
 # (≈0.01 mAh/cm², tens of seconds at 1 mA/cm²) and the ohmic step are caught without sampling a week-long test
@@ -48,13 +56,12 @@ class CyclingProcedure(LabProcedure):
         if r.status in UNSAFE_STATUSES:
             raise InstrumentFault(f"cycler reports {r.status!r} at test time {r.test_time_s:.0f} s")
         self.emit("results", {
-            "Test Time / s": r.test_time_s, "Voltage / V": r.voltage_V, "Current / A": r.current_A,
-            "Unix Time / s": self._start_unix + r.test_time_s, "Cycle Count / 1": cycle, "Step Count / 1": step,
-            "Charging Capacity / Ah": r.charge_capacity_Ah, "Discharging Capacity / Ah": r.discharge_capacity_Ah,
+            TIME: r.test_time_s, VOLTAGE: r.voltage_V, CURRENT: r.current_A, UNIX_TIME: self._start_unix + r.test_time_s,
+            CYCLE: cycle, STEP: step, CHARGE_CAPACITY: r.charge_capacity_Ah, DISCHARGE_CAPACITY: r.discharge_capacity_Ah,
         })  # fmt: skip
         self.emit("status", {"test_time_s": r.test_time_s, "voltage_V": r.voltage_V, "current_A": r.current_A,
                              "density_mA_cm2": density_mA_cm2, "cycle": cycle})
-        self.emit("progress", min(100.0, 100.0 * r.test_time_s / self._total_s))
+        self.emit("progress", percent_done(r.test_time_s, self._total_s))
 
     def run_segment(self, start: Callable[[], None], *, cycle: int, density_mA_cm2: float, label: str,
                     interval_s: float | None = None) -> CyclerReading:

@@ -21,7 +21,6 @@ W 19.3 g/cm³ and Z-ratio 0.163, Mg 1.74 g/cm³ and 1.61. Tooling 100 % until ca
 from __future__ import annotations
 
 import math
-import re
 import statistics
 import time
 from collections.abc import Callable
@@ -30,22 +29,23 @@ from typing import Any, ClassVar
 
 from pymeasure.experiment import FloatParameter, ListParameter, Parameter
 
+from labctl.bdf_columns import CRYSTAL_LIFE, FREQUENCY, LAYER, RATE, THICKNESS, TIME
+from labctl.films import DENSITY_G_CM3, FILM_NAME, NM_PER_KA, THICKNESS_KA, TOOLING_PCT, Z_RATIO
 from labctl.procedures.base import LabProcedure, ParameterError
 from labctl.roles import Clock, RateMonitor, RateReading
+from labctl.units import percent_done
 
 DEFAULT_STACK = "W:19.3:0.163:100:30:200; Mg:1.74:1.61:100:140:150"
 STACK_SYNTAX = "material:density g/cm³:Z-ratio:tooling %:target nm[:power W], layers bottom first, ';' between"
-MATERIAL = re.compile(r"^[A-Za-z0-9_\-]{1,8}$")  # a film name the monitor can store (8 characters)
-# Film-parameter ranges of the Sycon STM-100 family the SQM-160 comes from (research/instruments.md §6.5); the
-# largest thickness a monitor shows is 9999.999 kÅ.
+RESOLUTION_NM = 0.1  # the monitor shows thickness in kÅ with 3 decimals
+# The monitor's film-parameter ranges (labctl/films.py); a target up to the largest thickness it shows.
 FIELDS = (
-    ("density", "density_g_cm3", (0.5, 99.99), "g/cm³"),
-    ("Z-ratio", "z_ratio", (0.1, 9.999), ""),
-    ("tooling", "tooling_pct", (10.0, 399.0), "%"),
-    ("target", "target_nm", (0.1, 999_999.9), "nm"),
+    ("density", "density_g_cm3", DENSITY_G_CM3, "g/cm³"),
+    ("Z-ratio", "z_ratio", Z_RATIO, ""),
+    ("tooling", "tooling_pct", TOOLING_PCT, "%"),
+    ("target", "target_nm", (RESOLUTION_NM, THICKNESS_KA[1] * NM_PER_KA), "nm"),
     ("power", "power_W", (0.1, 100_000.0), "W"),
 )
-RESOLUTION_NM = 0.1  # the monitor shows thickness in kÅ with 3 decimals
 STARTED_NM = 0.1  # one display step of growth: the operator has opened the shutter
 STOPPED_RATE_FRACTION = 0.1  # a rate below a tenth of the layer's mean: the operator has closed the shutter
 SETTLE_S = 5.0  # calibration ignores rates read this soon after opening (the monitor's rate filter fills)
@@ -86,7 +86,7 @@ def _parse_layer(text: str, index: int) -> Layer:
     where = f"stack: layer {index}" + (f" ({fields[0]})" if fields[0] else "")
     if len(fields) not in (5, 6):
         raise ParameterError(f"{where}: {text!r} has {len(fields)} fields; write {STACK_SYNTAX}")
-    if not MATERIAL.match(fields[0]):
+    if not FILM_NAME.match(fields[0]):
         raise ParameterError(
             f"{where}: material {fields[0]!r} must be 1-8 letters, digits, '_' or '-' "
             "(the monitor stores it as the film name)"
@@ -122,14 +122,7 @@ class DepositionProcedure(LabProcedure):
 
     NAME = "deposition"
     ROLES = ("rate_monitor",)
-    DATA_COLUMNS: ClassVar[list[str]] = [
-        "Test Time / s",
-        "Layer / 1",
-        "Rate / A/s",
-        "Thickness / nm",
-        "Frequency / Hz",
-        "Crystal Life / %",
-    ]
+    DATA_COLUMNS: ClassVar[list[str]] = [TIME, LAYER, RATE, THICKNESS, FREQUENCY, CRYSTAL_LIFE]
 
     stack = Parameter("Film stack", default=DEFAULT_STACK, description=f"Layers: {STACK_SYNTAX}")
     mode = ListParameter(
@@ -362,12 +355,12 @@ class DepositionProcedure(LabProcedure):
         self.emit(
             "results",
             {
-                "Test Time / s": self.elapsed(),
-                "Layer / 1": index,
-                "Rate / A/s": r.rate_A_s,
-                "Thickness / nm": r.thickness_nm,
-                "Frequency / Hz": r.frequency_Hz,
-                "Crystal Life / %": r.crystal_life_pct,
+                TIME: self.elapsed(),
+                LAYER: index,
+                RATE: r.rate_A_s,
+                THICKNESS: r.thickness_nm,
+                FREQUENCY: r.frequency_Hz,
+                CRYSTAL_LIFE: r.crystal_life_pct,
             },
         )
         if layer is not None:
@@ -376,11 +369,11 @@ class DepositionProcedure(LabProcedure):
 
     def _progress(self, index: int, layer: Layer, r: RateReading) -> None:
         if self.mode == "calibrate":
-            self.emit("progress", 100.0 * (index - 1) / len(self.layers))
+            self.emit("progress", percent_done(index - 1, len(self.layers)))
             return
         total = sum(x.target_nm for x in self.layers)
         before = sum(x.target_nm for x in self.layers[: index - 1])
-        self.emit("progress", min(100.0, 100.0 * (before + min(r.thickness_nm, layer.target_nm)) / total))
+        self.emit("progress", percent_done(before + min(r.thickness_nm, layer.target_nm), total))
 
     def _check_life(self, index: int, layer: Layer, r: RateReading) -> None:
         if self._warned_life or r.crystal_failed or r.crystal_life_pct >= self.crystal_life_warning:

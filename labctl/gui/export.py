@@ -11,40 +11,40 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from labctl.analysis.zview import write_z
 from labctl.gui.run_view import RunView
-from labctl.store.folder import METADATA, PLAIN_TIMESERIES, SPECTRA, TIMESERIES, read_json
-
-SPECTRUM, TEST_TIME = "Spectrum Index / 1", "Test Time / s"
-FREQUENCY, REAL, IMAGINARY = "Frequency / Hz", "Real Impedance / ohm", "Imaginary Impedance / ohm"
+from labctl.store.folder import SPECTRA, TIMESERIES
+from labctl.store.reader import RunReader
 
 
 def export_parquet(folder: Path, dest: Path) -> Path:
     """The run's time series as ``<run>.bdf.parquet`` (``<run>.parquet`` for a series that is not BDF, such as a
-    deposition log) in ``dest``, same columns and rows as the CSV."""
-    for name, suffix in ((TIMESERIES, ".bdf.parquet"), (PLAIN_TIMESERIES, ".parquet")):
-        if (folder / name).is_file():
-            path = dest / f"{folder.name}{suffix}"
-            pd.read_csv(folder / name).to_parquet(path, index=False)
-            return path
-    raise ValueError(f"{folder.name} has no time series ({TIMESERIES}) to export: the run recorded no samples")
+    deposition log) in ``dest``, same columns and rows as the CSV (its complete rows, for a running run)."""
+    run = RunReader(folder)
+    rows = run.rows()
+    if rows is None:
+        raise ValueError(f"{folder.name} has no time series ({TIMESERIES}) to export: the run recorded no samples")
+    suffix = ".bdf.parquet" if run.timeseries.name == TIMESERIES else ".parquet"
+    path = dest / f"{folder.name}{suffix}"
+    rows.to_parquet(path, index=False)
+    return path
 
 
 def export_z(folder: Path, dest: Path) -> list[Path]:
     """Each spectrum of the run as ``<run>-spectrum-NNN.z`` in ``dest``, with the run's AC amplitude, the cell's
     area and the time the spectrum started in the header."""
-    if not (folder / SPECTRA).is_file():
+    run = RunReader(folder)
+    spectra = sorted(run.spectra(), key=lambda s: s.index)
+    if not spectra:
         raise ValueError(f"{folder.name} has no spectra ({SPECTRA}) to export: the run measured no impedance")
-    metadata = read_json(folder / METADATA) if (folder / METADATA).is_file() else {}
+    metadata = run.metadata()
     header = _z_header(metadata)
     started = _started(metadata)
     paths = []
-    for index, spectrum in pd.read_csv(folder / SPECTRA).groupby(SPECTRUM, sort=True):
-        points = list(zip(spectrum[FREQUENCY], spectrum[REAL] + 1j * spectrum[IMAGINARY], strict=True))
-        when = started + timedelta(seconds=float(spectrum[TEST_TIME].iloc[0])) if started else None
-        paths.append(write_z(dest / f"{folder.name}-spectrum-{int(index):03d}.z", points, started=when, **header))
+    for spectrum in spectra:
+        points = list(zip(spectrum.freq, spectrum.z_real + 1j * spectrum.z_imag, strict=True))
+        when = started + timedelta(seconds=spectrum.test_time_s) if started else None
+        paths.append(write_z(dest / f"{folder.name}-spectrum-{spectrum.index:03d}.z", points, started=when, **header))
     return paths
 
 

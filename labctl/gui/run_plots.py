@@ -12,8 +12,9 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt
 
+from labctl.bdf_columns import CURRENT, FREQUENCY, TIME, VOLTAGE
 from labctl.gui.curves import DecimatedCurve
-from labctl.live.state import CURRENT, TIME, VOLTAGE, Marker, RunState, Spectrum
+from labctl.live.state import Marker, RunState, Spectrum
 from labctl.units import SECONDS_PER_HOUR
 
 BACKGROUND, FOREGROUND = "w", "k"
@@ -192,8 +193,8 @@ class BodePage(SpectraPage):
 
     def __init__(self) -> None:
         super().__init__()
-        self.magnitude = labelled(self.addPlot(row=0, col=0), "Frequency / Hz", "|Z| / Ω")
-        self.phase = labelled(self.addPlot(row=1, col=0), "Frequency / Hz", "−Phase / °")
+        self.magnitude = labelled(self.addPlot(row=0, col=0), FREQUENCY, "|Z| / Ω")
+        self.phase = labelled(self.addPlot(row=1, col=0), FREQUENCY, "−Phase / °")
         self.magnitude.setLogMode(x=True, y=True)
         self.phase.setLogMode(x=True, y=False)
         self.phase.setXLink(self.magnitude)

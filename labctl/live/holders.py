@@ -22,23 +22,23 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from labctl.bdf_columns import CURRENT, CYCLE, RATE, THICKNESS, TIME, VOLTAGE
 from labctl.bench import ROLES, BenchConfig
 from labctl.queue.db import Entry
 from labctl.queue.entries import claims
-from labctl.queue.view import last_row
 from labctl.store import RunRecord
-from labctl.store.folder import METADATA, PLAIN_TIMESERIES, TIMESERIES, read_json
+from labctl.store.reader import RunReader
 
 log = logging.getLogger(__name__)
 
 # time-series columns of a run's latest reading -> keys of its live ``status`` records (and rate-monitor logs)
 READING_COLUMNS = {
-    "Test Time / s": "test_time_s",
-    "Voltage / V": "voltage_V",
-    "Current / A": "current_A",
-    "Cycle Count / 1": "cycle",
-    "Rate / A/s": "rate_A_s",
-    "Thickness / nm": "thickness_nm",
+    TIME: "test_time_s",
+    VOLTAGE: "voltage_V",
+    CURRENT: "current_A",
+    CYCLE: "cycle",
+    RATE: "rate_A_s",
+    THICKNESS: "thickness_nm",
 }
 
 
@@ -108,7 +108,7 @@ def holders(entries: list[Entry], records: list[RunRecord]) -> dict[str, list[Ho
 def run_instruments(folder: Path) -> dict[str, int | None]:
     """Instrument -> cycler channel (None for others) of what a run's process opened, from its metadata."""
     try:
-        metadata = read_json(folder / METADATA)
+        metadata = RunReader(folder).metadata()
         config = BenchConfig.model_validate(metadata["bench"]["config"])
     except (OSError, ValueError, KeyError, TypeError, ValidationError) as e:  # written before the run registers,
         # so only a damaged folder gets here
@@ -121,7 +121,7 @@ def run_instruments(folder: Path) -> dict[str, int | None]:
 
 def latest_reading(folder: Path) -> dict[str, float]:
     """A run's last stored sample, in the keys of its live ``status`` records (empty before its first sample)."""
-    row = last_row(folder / TIMESERIES) or last_row(folder / PLAIN_TIMESERIES) or {}
+    row = RunReader(folder).last_row() or {}
     reading = {}
     for column, key in READING_COLUMNS.items():
         try:

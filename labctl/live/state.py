@@ -8,7 +8,6 @@ markers, cycles and R_tot are read off the events the run itself emitted. No Qt.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,16 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from labctl.bdf_columns import CURRENT, CYCLE, STEP, TIME, VOLTAGE
 from labctl.live.series import Series
 from labctl.store import Registry, registry_path, store_of
-from labctl.store.folder import EVENTS, METADATA, PLAIN_TIMESERIES, RESULTS, SPECTRA, TIMESERIES, read_json
-from labctl.units import SECONDS_PER_HOUR
+from labctl.store.reader import RunReader, Spectrum
+from labctl.units import SECONDS_PER_HOUR, percent_done
 
-TIME = "Test Time / s"
-VOLTAGE = "Voltage / V"
-CURRENT = "Current / A"
-STEP = "Step Count / 1"
-CYCLE = "Cycle Count / 1"
 FAILURE_KINDS = frozenset({"hard_short", "soft_short", "contact_loss", "fault", "crystal_failure"})
 
 
@@ -37,16 +32,6 @@ class Marker:
     t_s: float
     label: str
     kind: str
-
-
-@dataclass(frozen=True)
-class Spectrum:
-    index: int
-    test_time_s: float
-    cycle: int
-    freq: np.ndarray  # Hz
-    z_real: np.ndarray  # Ω
-    z_imag: np.ndarray  # Ω (negative for capacitive arcs; plots show −Z'')
 
 
 @dataclass
@@ -92,20 +77,21 @@ class RunState:
         disk, complete)."""
         limits = limits or {}
         have = self.counts()
-        metadata = read_json(folder / METADATA) if (folder / METADATA).exists() else {}
+        run = RunReader(folder)
+        metadata = run.metadata()
         self.metadata = metadata
         self.run_id = metadata.get("run_id") or folder.name
         self.procedure = (metadata.get("procedure") or {}).get("name", "")
         if self.status == "running":
             self.status = registry_status(folder, self.run_id) or metadata.get("status", "running")
-        if (folder / RESULTS).exists():
-            self.result = read_json(folder / RESULTS)
-        columns = _read_timeseries(folder, limits.get("sample"))
+        if (result := run.results()) is not None:
+            self.result = result
+        columns = _numeric_columns(run.rows(limits.get("sample")))
         if columns and len(columns[TIME]) > have["sample"]:
             self.samples.extend({name: values[have["sample"] :] for name, values in columns.items()})
             self.status_line = self._last_status()
-        self.spectra += _read_spectra(folder / SPECTRA, limits.get("spectrum"))[have["spectrum"] :]
-        for event in _read_events(folder / EVENTS, limits.get("event"))[have["event"] :]:
+        self.spectra += run.spectra(limits.get("spectrum"))[have["spectrum"] :]
+        for event in run.events(limits.get("event"))[have["event"] :]:
             self._on_event(event)
         self.progress = self._progress_of_history()
         self.version += 1
@@ -194,7 +180,7 @@ class RunState:
         t = self._last_time()
         if t is None or not isinstance(total, int | float) or not 0 < total < math.inf:
             return self.progress
-        return min(100.0, 100.0 * t / total)
+        return percent_done(t, total)
 
 
 def _failure_label(event: dict[str, Any]) -> str:
@@ -217,60 +203,8 @@ def registry_status(folder: Path, run_id: str) -> str | None:
     return record.status if record else None
 
 
-def _complete(path: Path) -> bool:
-    """Whether a file ends with a newline (a writer may be part-way through its last line)."""
-    with path.open("rb") as f:
-        f.seek(0, 2)
-        if f.tell() == 0:
-            return True
-        f.seek(-1, 2)
-        return f.read(1) == b"\n"
-
-
-def _read_csv(path: Path, nrows: int | None) -> pd.DataFrame | None:
-    if not path.exists() or nrows == 0:
-        return None
-    complete = _complete(path)
-    try:
-        frame = pd.read_csv(path, nrows=nrows)
-    except pd.errors.EmptyDataError:
-        return None
-    if not complete and (nrows is None or len(frame) < nrows):
-        frame = frame.iloc[:-1]  # the last line was still being written
-    return frame
-
-
-def _read_timeseries(folder: Path, nrows: int | None) -> dict[str, np.ndarray]:
-    path = folder / TIMESERIES if (folder / TIMESERIES).exists() else folder / PLAIN_TIMESERIES
-    frame = _read_csv(path, nrows)
-    if frame is None or frame.empty:
+def _numeric_columns(rows: pd.DataFrame | None) -> dict[str, np.ndarray]:
+    """Each column of the stored rows as floats (an empty cell is NaN); {} without rows."""
+    if rows is None or rows.empty:
         return {}
-    return {str(c): pd.to_numeric(frame[c], errors="coerce").to_numpy(float) for c in frame.columns}
-
-
-def _read_spectra(path: Path, limit: int | None) -> list[Spectrum]:
-    frame = _read_csv(path, None)
-    if frame is None or frame.empty:
-        return []
-    spectra = []
-    for index, rows in frame.groupby("Spectrum Index / 1", sort=False):
-        if limit is not None and len(spectra) == limit:
-            break
-        spectra.append(Spectrum(
-            int(index), float(rows["Test Time / s"].iloc[0]), int(rows["Cycle Count / 1"].iloc[0]),
-            rows["Frequency / Hz"].to_numpy(float), rows["Real Impedance / ohm"].to_numpy(float),
-            rows["Imaginary Impedance / ohm"].to_numpy(float),
-        ))  # fmt: skip
-    return spectra
-
-
-def _read_events(path: Path, limit: int | None) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    events = []
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if (limit is not None and len(events) == limit) or not line.endswith("\n"):
-                break
-            events.append(json.loads(line))
-    return events
+    return {str(c): pd.to_numeric(rows[c], errors="coerce").to_numpy(float) for c in rows.columns}

@@ -1,5 +1,7 @@
 """The run store: a folder per run under ``<root>/runs`` and the registry ``<root>/registry.sqlite``.
 
+:class:`RunFolder` writes a run's folder, :class:`RunReader` reads it (the one reader: views, queue, exports, CLI).
+
 The root is ``$LABCTL_HOME`` when set, else ``~/labctl-data``.
 """
 
@@ -11,9 +13,10 @@ from datetime import datetime
 from pathlib import Path
 
 from labctl.store.folder import RunFolder
+from labctl.store.reader import RunReader
 from labctl.store.registry import Registry, RunRecord
 
-__all__ = ["Registry", "RunFolder", "RunRecord", "Store", "default_root", "registry_path", "store_of"]
+__all__ = ["Registry", "RunFolder", "RunReader", "RunRecord", "Store", "default_root", "registry_path", "store_of"]
 
 REGISTRY = "registry.sqlite"
 RUNS = "runs"

@@ -8,6 +8,8 @@
 - ``metadata.json``: protocol, parameters with units, cell, bench, instruments, software, status;
 - ``results.json``: the results summary.
 
+:class:`labctl.store.reader.RunReader` reads a folder back, a running run's too.
+
 Durability: rows reach the operating system at once and the disk at least once a second
 (``flush_interval_s``), events and status changes at once, so a crash loses at most about a second of
 samples. JSON files are replaced atomically, so a reader never sees half a file.
@@ -22,17 +24,24 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labctl.bdf_columns import (
+    CYCLE,
+    FREQUENCY,
+    IMAGINARY_IMPEDANCE,
+    REAL_IMPEDANCE,
+    REQUIRED,
+    SPECTRUM_INDEX,
+    STEP,
+    TIME,
+)
+
 TIMESERIES = "timeseries.bdf.csv"
 PLAIN_TIMESERIES = "timeseries.csv"
-BDF_REQUIRED = ("Test Time / s", "Voltage / V", "Current / A")  # what BDF requires of every file (batterydf spec)
 EVENTS = "events.jsonl"
 METADATA = "metadata.json"
 RESULTS = "results.json"
 SPECTRA = "spectra.csv"
-SPECTRUM_COLUMNS = [
-    "Spectrum Index / 1", "Test Time / s", "Cycle Count / 1", "Step Count / 1",
-    "Frequency / Hz", "Real Impedance / ohm", "Imaginary Impedance / ohm",
-]  # fmt: skip
+SPECTRUM_COLUMNS = [SPECTRUM_INDEX, TIME, CYCLE, STEP, FREQUENCY, REAL_IMPEDANCE, IMAGINARY_IMPEDANCE]
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -48,7 +57,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
 def timeseries_name(columns: list[str]) -> str:
     """The BDF file name only for rows that can be BDF: a time series without voltage and current must not claim
     to be one."""
-    return TIMESERIES if all(c in columns for c in BDF_REQUIRED) else PLAIN_TIMESERIES
+    return TIMESERIES if all(c in columns for c in REQUIRED) else PLAIN_TIMESERIES
 
 
 def time_series_metadata(columns: list[str]) -> dict[str, Any]:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sqlite3
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from labctl.store.sqlite import connect
 
 STATUSES = ("running", "finished", "failed", "aborted", "interrupted")
 
@@ -59,10 +60,7 @@ def now_iso() -> str:
 
 class Registry:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
+        self._db = connect(path, _SCHEMA)
 
     def add(self, run_id: str, *, procedure: str, bench: str, cell_id: str | None, folder: Path) -> None:
         self._db.execute(
