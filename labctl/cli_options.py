@@ -7,11 +7,40 @@ from typing import Annotated
 
 import typer
 
+from labctl.request import RequestError, RunRequest
+
 StoreOption = Annotated[Path | None, typer.Option("--store", help="Store folder (default $LABCTL_HOME or ~/labctl-data)")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")]
 ProcedureArgument = Annotated[str, typer.Argument(help="Procedure name, e.g. ccd (see `labctl procedures`), or a "
-                                                  "protocol file (.toml; options given here win over it)")]
-BenchOption = Annotated[str | None, typer.Option(help="'sim' or a bench TOML file [default: the protocol's, else sim]")]
+                                                  "run file (.toml; options given here win over it)")]
+BenchOption = Annotated[str | None, typer.Option(help="'sim' or a bench TOML file [default: the run file's, else sim]")]
 ParamOption = Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value; repeat for several")]
 CellOption = Annotated[str | None, typer.Option(help="Sim benches: cell preset (`labctl sim cells` lists them)")]
 SeedOption = Annotated[int | None, typer.Option(help="Sim benches: random seed of the virtual cell")]
+
+# how the command line names each run-request field, for errors that name the field to fix
+OPTION_NAMES = {"procedure": "procedure", "bench": "--bench", "cell": "--cell", "seed": "--seed",
+                "channel": "--channel", "count": "--count", "after": "--after", "rest_s": "--rest"}  # fmt: skip
+
+
+def cli_request(argument: str, *, bench: str | None, params: list[str] | None, cell: str | None, seed: int | None,
+                channel: int | None) -> RunRequest:
+    """The request a procedure name or run file describes, with the command line's options on top; RunFileError
+    or ParameterError (a ``-p`` that is no ``name=value``)."""
+    from labctl.procedures.base import parse_params
+    from labctl.run_file import request_of
+
+    request = request_of(argument)
+    return request.with_options(bench=bench, params=parse_params(params or []), cell=cell, seed=seed,
+                                channel=channel)  # fmt: skip
+
+
+def error_text(error: Exception) -> str:
+    """A request's error in the command line's words: the option (or ``--param``) to fix, then why."""
+    from labctl.procedures.base import ParameterError
+
+    if isinstance(error, ParameterError):
+        return f"--param {error}"
+    if isinstance(error, RequestError):
+        return f"{'/'.join(OPTION_NAMES[f] for f in error.fields)}: {error.detail}"
+    return str(error)

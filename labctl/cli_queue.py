@@ -30,6 +30,8 @@ from labctl.cli_options import (
     ProcedureArgument,
     SeedOption,
     StoreOption,
+    cli_request,
+    error_text,
 )
 from labctl.queue.db import QueueDB, QueueError, utc_now
 from labctl.store import default_root, registry_path
@@ -74,18 +76,20 @@ def queue_add(
     as_json: JsonOption = False,
 ) -> None:
     """Queue a run (or one per cell with --count). Everything is checked now; a bad entry is refused."""
-    from labctl.protocol import ProtocolError, protocol_of
-    from labctl.queue.entries import Request, plan
+    from labctl.bench import BenchError
+    from labctl.procedures.base import ParameterError
+    from labctl.queue.entries import plan
+    from labctl.request import RequestError, Schedule
+    from labctl.run_file import RunFileError
 
     queue = _queue(store)
     try:
-        p = protocol_of(procedure).overridden(bench=bench, params=param, cell=cell, seed=seed, channel=channel)
-        request = Request(p.procedure, p.bench or "sim", p.params, p.cell, p.seed, p.channel, count,
-                          parse_start(at, datetime.now().astimezone()) if at else None, after, parse_duration_s(rest),
-                          hold)  # fmt: skip
-        entries = plan(request, queue)
-    except (QueueError, ProtocolError) as e:
-        raise _fail(str(e)) from None
+        request = cli_request(procedure, bench=bench, params=param, cell=cell, seed=seed, channel=channel)
+        when = Schedule(not_before=parse_start(at, datetime.now().astimezone()) if at else None, after=after,
+                        rest_s=parse_duration_s(rest))  # fmt: skip
+        entries = plan(request.model_copy(update={"schedule": when}), queue, count=count, hold=hold)
+    except (QueueError, RunFileError, RequestError, ParameterError, BenchError) as e:
+        raise _fail(error_text(e)) from None
     ids = queue.add(entries)
     if as_json:
         print(json.dumps([queue.require(i).to_dict() for i in ids], indent=2))

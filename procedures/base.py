@@ -11,7 +11,21 @@ from labctl.units import area_from_diameter_cm2
 
 
 class ParameterError(ValueError):
-    """A parameter value that cannot be used; the message names the parameter and the fix."""
+    """A parameter value that cannot be used; the message names the parameter and the fix.
+
+    ``fields`` are the parameters to fix ("" if none: a text that is no ``name=value``). Without them, they are
+    the names the message starts with (``name: why`` or ``a/b: why``), the way every procedure's check words it.
+    """
+
+    def __init__(self, message: str, fields: tuple[str, ...] | None = None) -> None:
+        super().__init__(message)
+        self.fields = fields if fields is not None else _leading_names(message)
+
+
+def _leading_names(message: str) -> tuple[str, ...]:
+    head, sep, _ = message.partition(": ")
+    names = tuple(head.split("/")) if sep else ()
+    return names if names and all(n.isidentifier() for n in names) else ("",)
 
 
 class LabProcedure(Procedure):
@@ -76,12 +90,12 @@ class LabProcedure(Procedure):
 
 
 def parse_params(items: tuple[str, ...] | list[str]) -> dict[str, str]:
-    """``name=value`` texts (``-p`` options, a protocol's parameters) as a dict; later ones win."""
+    """``name=value`` texts (``-p`` options) as a dict; later ones win."""
     values = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ParameterError(f"{item!r}: write it as name=value, e.g. -p stop_density=1.5")
+            raise ParameterError(f"{item!r}: write it as name=value, e.g. -p stop_density=1.5", ("",))
         values[key.strip()] = value.strip()
     return values
 
@@ -92,12 +106,12 @@ def set_parameters(procedure: LabProcedure, values: dict[str, str]) -> None:
     for name, text in values.items():
         if name not in objects:
             known = ", ".join(sorted(objects))
-            raise ParameterError(f"{name}: not a parameter of {procedure.NAME}; parameters are {known}")
+            raise ParameterError(f"{name}: not a parameter of {procedure.NAME}; parameters are {known}", ("",))
         p = objects[name]
         try:
             p.value = text
         except ValueError as e:
-            raise ParameterError(f"{name}: {text!r} is not accepted ({_why(p, e)})") from None
+            raise ParameterError(f"{name}: {text!r} is not accepted ({_why(p, e)})", (name,)) from None
         setattr(procedure, name, p.value)
     procedure.check()
 

@@ -2,9 +2,9 @@
 procedure), the cell, and the queue entry (channel, count, sim cell, seed, hold).
 
 Fields are generated from the PyMeasure parameters rather than with pymeasure.display's InputsWidget: its
-spin boxes clamp an out-of-range number silently, where labctl names the field and the accepted range. Values
-stay text and go through the same ``set_parameters`` / ``labctl.queue.entries.plan`` as ``labctl queue add``, so
-the form refuses exactly what the command line refuses, with the same words, beside the field concerned.
+spin boxes clamp an out-of-range number silently, where labctl names the field and the accepted range. The form
+describes a ``RunRequest`` and goes through the same ``labctl.queue.entries.plan`` as ``labctl queue add``, so it
+refuses exactly what the command line refuses; each error names its fields, and shows under their labels.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from PyQt6.QtWidgets import (
 from labctl.bench import BenchError, load_config
 from labctl.procedures import PROCEDURES, LabProcedure, ParameterError
 from labctl.procedures.base import set_parameters
-from labctl.queue.db import QueueDB, QueueError
-from labctl.queue.entries import Request, plan
+from labctl.queue.db import QueueDB
+from labctl.queue.entries import plan
+from labctl.request import RequestError, RunRequest
 
 ERROR_STYLE = "color: #c62828;"
-RUN_FIELDS = ("channel", "count", "cell", "seed")  # the queue entry's own fields, beside the parameters
 
 
 def ordered_parameters(cls: type[LabProcedure]) -> dict[str, Parameter]:
@@ -65,8 +65,8 @@ def label_text(p: Parameter) -> str:
 def parameter_errors(procedure: str, values: dict[str, str]) -> dict[str, str]:
     """Every field ``set_parameters`` refuses, keyed by field name ("" for an error naming no single field).
 
-    ``set_parameters`` stops at the first bad value, so this drops each field it names and asks again until the
-    rest pass; the procedure's cross-checks then see only values that parse."""
+    ``set_parameters`` stops at the first bad value, so this drops the fields each error names and asks again
+    until the rest pass; the procedure's cross-checks then see only values that parse."""
     parameters = ordered_parameters(PROCEDURES[procedure])
     errors: dict[str, str] = {}
     remaining = dict(values)
@@ -75,7 +75,7 @@ def parameter_errors(procedure: str, values: dict[str, str]) -> dict[str, str]:
             set_parameters(PROCEDURES[procedure](), remaining)
             return errors
         except ParameterError as e:
-            named = [n for n in str(e).partition(": ")[0].split("/") if n in parameters]
+            named = [n for n in e.fields if n in parameters]
             for name in named or [""]:
                 errors.setdefault(name, str(e))
             dropped = [n for n in named if n in remaining]
@@ -85,13 +85,14 @@ def parameter_errors(procedure: str, values: dict[str, str]) -> dict[str, str]:
                 del remaining[name]
 
 
-def field_of_queue_error(message: str) -> str:
-    """The form field a QueueError from ``plan`` names: a parameter, a run field, or "" (the form as a whole)."""
-    head, _, _ = message.partition(": ")
-    if head.startswith("--param "):
-        return head.removeprefix("--param ").split("/")[0]
-    option = head.removeprefix("--").split("/")[0]
-    return option if option in RUN_FIELDS else ""
+def request_errors(error: RequestError | ParameterError | BenchError) -> dict[str, str]:
+    """A refused request's message under each field it names ("" for the form as a whole): a request field
+    gets the reason alone, beside its label; a parameter its whole message, which names it."""
+    if isinstance(error, RequestError):
+        return dict.fromkeys(error.fields, error.detail)
+    if isinstance(error, ParameterError):
+        return dict.fromkeys(error.fields, str(error))
+    return {"": str(error)}
 
 
 @dataclass
@@ -264,18 +265,16 @@ class ProcedureForm(QWidget):
         parameters = ordered_parameters(PROCEDURES[self.procedure.currentText()])
         return {k: self.fields[k].text() for k in parameters if self.fields[k].text() != self.fields[k].default}
 
-    def request(self) -> Request:
-        """The queue request the form describes; QueueError naming the run field that does not parse."""
+    def request(self) -> RunRequest:
+        """The run the form describes; RequestError naming the run field that does not parse."""
         channel, seed = self.fields["channel"].text(), self.fields["seed"].text()
         simulated = self.fields["cell"].widget.isEnabled()
         cell = self.fields["cell"].text() if simulated and self.fields["cell"].widget.currentIndex() > 0 else None
-        return Request(
-            procedure=self.procedure.currentText(), bench=self._bench_spec(),
-            params=tuple(f"{k}={v}" for k, v in self.parameter_values().items()), cell=cell,
-            seed=_whole(seed, "--seed", "e.g. 3, or leave it empty for 0") if seed and simulated else None,
-            channel=_whole(channel, "--channel", "from 1, or leave it empty for the bench's")
+        return RunRequest(
+            procedure=self.procedure.currentText(), bench=self._bench_spec(), params=self.parameter_values(),
+            cell=cell, seed=_whole(seed, "seed", "e.g. 3, or leave it empty for 0") if seed and simulated else None,
+            channel=_whole(channel, "channel", "from 1, or leave it empty for the bench's")
             if channel and self.fields["channel"].widget.isEnabled() else None,
-            count=int(self.fields["count"].text()), hold=self.hold.isChecked(),
         )  # fmt: skip
 
     def validate(self) -> bool:
@@ -289,9 +288,10 @@ class ProcedureForm(QWidget):
         if not self.validate():
             return []
         try:
-            entries = plan(self.request(), self._queue)
-        except QueueError as e:
-            self._show({field_of_queue_error(str(e)): str(e)})
+            entries = plan(self.request(), self._queue, count=int(self.fields["count"].text()),
+                           hold=self.hold.isChecked())  # fmt: skip
+        except (RequestError, ParameterError, BenchError) as e:
+            self._show(request_errors(e))
             return []
         ids = self._queue.add(entries)
         self._show({})
@@ -310,8 +310,8 @@ class ProcedureForm(QWidget):
         self.message.setVisible(bool(errors))
 
 
-def _whole(text: str, option: str, hint: str) -> int:
+def _whole(text: str, field: str, hint: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise QueueError(f"{option}: {text!r} is not a whole number; give one {hint}") from None
+        raise RequestError(field, f"{text!r} is not a whole number; give one {hint}") from None

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from labctl.request import RunRequest, Schedule
+from labctl.store.sqlite import connect
 
 WAITING = ("queued", "held")
 ENDED = ("finished", "failed", "aborted", "interrupted", "cancelled")
@@ -56,22 +58,12 @@ def iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat(timespec="seconds")
 
 
-@dataclass
-class Entry:
-    """One queued run. ``params`` are the procedure's parameters as text (name -> value); ``claims`` the
-    instruments it holds while it runs, e.g. ``cycler@sim#3``, ``impedance@GPIB0::4::INSTR``."""
+class Entry(RunRequest):
+    """One queued run: its request, the instruments it holds while it runs (``claims``, e.g. ``cycler@sim#3``,
+    ``impedance@GPIB0::4::INSTR``) and its place and progress in the queue."""
 
-    procedure: str
-    bench: str
-    params: dict[str, str]
     claims: list[str]
-    cell: str | None = None
-    seed: int | None = None
-    channel: int | None = None
     state: str = "queued"
-    not_before: str | None = None
-    after: int | None = None
-    rest_s: float = 0.0
     id: int = 0
     position: int = 0
     run_id: str | None = None
@@ -79,14 +71,23 @@ class Entry:
     added_at: str = ""
     started_at: str | None = None
     ended_at: str | None = None
-    outcome: dict[str, Any] | None = field(default=None)
+    outcome: dict[str, Any] | None = None
     stop_requested: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The entry as JSON-ready data, its schedule's fields beside the others (as ``queue list --json`` has
+        always shown them)."""
+        data = self.model_dump(mode="json", exclude={"schedule"})
+        return data | {"not_before": _iso_or_none(self.schedule.not_before), "after": self.schedule.after,
+                       "rest_s": self.schedule.rest_s}  # fmt: skip
 
 
 _JSON = ("params", "claims", "outcome")
+_SCHEDULE = ("not_before", "after", "rest_s")
+
+
+def _iso_or_none(t: datetime | None) -> str | None:
+    return iso(t) if t is not None else None
 
 
 def _entry(row: sqlite3.Row) -> Entry:
@@ -94,6 +95,7 @@ def _entry(row: sqlite3.Row) -> Entry:
     for key in _JSON:
         data[key] = json.loads(data[key]) if data[key] is not None else None
     data["stop_requested"] = bool(data["stop_requested"])
+    data["schedule"] = Schedule(**{key: data.pop(key) for key in _SCHEDULE})
     return Entry(**data)
 
 
@@ -101,11 +103,8 @@ class QueueDB:
     """The queue table in ``<store>/registry.sqlite``."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._db = connect(path, _SCHEMA)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
 
     def add(self, entries: list[Entry]) -> list[int]:
         """Append entries at the end of the queue, all or none."""
@@ -117,7 +116,8 @@ class QueueDB:
                     "INSERT INTO queue (position, procedure, bench, params, cell, seed, channel, claims, state,"
                     " not_before, after, rest_s, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (last + n, e.procedure, e.bench, json.dumps(e.params), e.cell, e.seed, e.channel,
-                     json.dumps(e.claims), e.state, e.not_before, e.after, e.rest_s, iso(utc_now())),
+                     json.dumps(e.claims), e.state, _iso_or_none(e.schedule.not_before), e.schedule.after,
+                     e.schedule.rest_s, iso(utc_now())),
                 )  # fmt: skip
                 ids.append(int(cursor.lastrowid or 0))
         return ids

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from labctl.queue.db import ENDED, Entry
+from labctl.queue.db import ENDED, Entry, iso
 
 
 def due(entries: list[Entry], now: datetime) -> list[Entry]:
@@ -27,13 +27,14 @@ def due(entries: list[Entry], now: datetime) -> list[Entry]:
 
 def waiting_for(entry: Entry, by_id: dict[int, Entry], busy: set[str], now: datetime) -> str | None:
     """What a queued entry still waits for, in words; None if nothing."""
-    if entry.not_before and now < datetime.fromisoformat(entry.not_before):
-        return f"start at {entry.not_before}"
-    if entry.after is not None:
-        before = by_id.get(entry.after)
+    when = entry.schedule
+    if when.not_before and now < when.not_before:
+        return f"start at {iso(when.not_before)}"
+    if when.after is not None:
+        before = by_id.get(when.after)
         if before is None or before.state not in ENDED or before.ended_at is None:
-            return f"entry {entry.after} to end"
-        free_at = datetime.fromisoformat(before.ended_at) + timedelta(seconds=entry.rest_s)
+            return f"entry {when.after} to end"
+        free_at = datetime.fromisoformat(before.ended_at) + timedelta(seconds=when.rest_s)
         if now < free_at:
             return f"rest until {free_at.isoformat(timespec='seconds')}"
     taken = [claim for claim in entry.claims if claim in busy]

@@ -3,7 +3,10 @@ from __future__ import annotations
 import pytest
 from PyQt6.QtWidgets import QLabel
 
-from labctl.gui.procedure_form import ProcedureForm, field_of_queue_error, parameter_errors
+from labctl.bench import BenchError
+from labctl.gui.procedure_form import ProcedureForm, parameter_errors, request_errors
+from labctl.procedures import ParameterError
+from labctl.request import RequestError
 
 
 @pytest.fixture
@@ -106,12 +109,25 @@ def test_parameter_errors_collects_every_bad_field():
     assert parameter_errors("ccd", {"stop_density": "2"}) == {}
 
 
-def test_queue_error_fields():
-    assert field_of_queue_error("--param stop_density: 0.05 mA/cm² is below") == "stop_density"
-    assert field_of_queue_error("--channel: 9 not on bench") == "channel"
-    assert field_of_queue_error("--cell/--seed: bench 'x' is not simulated") == "cell"
-    assert field_of_queue_error("--bench: no bench file 'x'") == ""
-    assert field_of_queue_error("--param start_frequency/stop_frequency: the sweep") == "start_frequency"
+def test_request_errors_land_on_the_fields_they_carry():
+    # the fields come with the error, not from its wording: nothing names an option or parses a message
+    assert request_errors(RequestError("channel", "9 not on bench")) == {"channel": "9 not on bench"}
+    assert request_errors(RequestError(("cell", "seed"), "not simulated")) == {"cell": "not simulated",
+                                                                                "seed": "not simulated"}
+    sweep = ParameterError("start_frequency/stop_frequency: the sweep")
+    assert request_errors(sweep).keys() == {"start_frequency", "stop_frequency"}
+    assert request_errors(ParameterError("why, in any words", ("stop_density",))).keys() == {"stop_density"}
+    assert request_errors(BenchError("--bench: no bench file 'x'")) == {"": "--bench: no bench file 'x'"}
+
+
+def test_a_request_error_shows_its_reason_under_the_label_without_the_option(form):
+    choose(form, "ccd")
+    form.fields["channel"].set_text("6")
+    form.fields["count"].set_text("4")
+    assert form.submit() == []
+    for name in ("channel", "count"):
+        text = form.fields[name].error.text()
+        assert text.startswith("channels 6..9 not on bench") and "--" not in text
 
 
 def test_an_error_of_no_field_is_shown_under_the_form(qtbot, queue, tmp_path):

@@ -9,7 +9,8 @@ from PyQt6.QtWidgets import QMessageBox
 from labctl.gui import queue_panel as panel_module
 from labctl.gui.queue_panel import QueuePanel
 from labctl.queue.db import utc_now
-from labctl.queue.entries import Request, plan
+from labctl.queue.entries import plan
+from labctl.request import RunRequest
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def panel(qtbot, store_root, queue, registry):
 
 
 def add(queue, procedure: str = "ccd", channel: int = 1, hold: bool = False) -> int:
-    (entry_id,) = queue.add(plan(Request(procedure, channel=channel, hold=hold), queue))
+    (entry_id,) = queue.add(plan(RunRequest(procedure=procedure, channel=channel), queue, hold=hold))
     return entry_id
 
 

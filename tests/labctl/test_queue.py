@@ -15,6 +15,7 @@ from labctl.cli_queue import parse_duration_s, parse_start
 from labctl.queue import Entry, QueueDB, QueueError, due, waiting_for
 from labctl.queue.daemon import Daemon, run_command
 from labctl.queue.db import iso
+from labctl.request import Schedule
 from labctl.store import Store
 
 T0 = datetime(2026, 11, 22, 20, 0, tzinfo=UTC)
@@ -97,12 +98,13 @@ def test_a_bench_file_claims_its_instruments_by_resource(tmp_path):
 # --- scheduling: a pure function of the entries and the time ---
 
 
-def entry(id: int, *claims: str, state: str = "queued", **kw) -> Entry:
-    return Entry("ccd", "sim", {}, list(claims), id=id, position=id, state=state, **kw)
+def entry(id: int, *claims: str, state: str = "queued", ended_at: str | None = None, **when) -> Entry:
+    return Entry(procedure="ccd", claims=list(claims), id=id, position=id, state=state, ended_at=ended_at,
+                 schedule=Schedule(**when))
 
 
 def test_a_start_time_holds_an_entry_until_it_comes():
-    e = entry(1, "cycler@sim#1", not_before=iso(T0 + timedelta(hours=1)))
+    e = entry(1, "cycler@sim#1", not_before=T0 + timedelta(hours=1))
     assert due([e], T0) == []
     assert due([e], T0 + timedelta(minutes=59, seconds=59)) == []
     assert due([e], T0 + timedelta(hours=1)) == [e]
@@ -199,7 +201,7 @@ def test_recovery_rests_the_channel_of_an_interrupted_run(tmp_path):
             assert check.cycler.take_over() is True
         Store(tmp_path).close()
         db = QueueDB(tmp_path / "registry.sqlite")
-        (entry_id,) = db.add([Entry("ccd", str(bench_file), {}, ["cycler@x#3"], channel=3)])
+        (entry_id,) = db.add([Entry(procedure="ccd", bench=str(bench_file), claims=["cycler@x#3"], channel=3)])
         db.claim_start(entry_id, T0)
         db.set_process(entry_id, 2**22 + 12345)  # a pid no process has
         Daemon(tmp_path).recover()

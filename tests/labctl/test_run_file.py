@@ -1,4 +1,4 @@
-"""Protocol files: read, checked with the field named, and overridden by command-line options."""
+"""Run files: read, checked with the field named, and overridden by command-line options."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import pytest
 from typer.testing import CliRunner
 
 from labctl.cli import app
-from labctl.protocol import Protocol, ProtocolError, load_protocol, protocol_of
 from labctl.queue import QueueDB
+from labctl.request import RunRequest
+from labctl.run_file import RunFileError, load_run_file, request_of
 from labctl.store import Store
 
 CCD = """
@@ -27,27 +28,27 @@ def write(tmp_path, text: str, name: str = "ccd.toml"):
     return path
 
 
-def test_a_procedure_name_is_a_protocol_of_its_own():
-    assert protocol_of("ccd") == Protocol("ccd")
+def test_a_procedure_name_is_a_request_of_its_own():
+    assert request_of("ccd") == RunRequest(procedure="ccd")
 
 
-def test_a_protocol_file_gives_procedure_cell_channel_and_parameters_as_text(tmp_path):
-    p = protocol_of(str(write(tmp_path, CCD)))
-    assert p == Protocol("ccd", None, ("cell_id=Ag-7", "stop_density=1.0"), "Ag", 5, 3)
+def test_a_run_file_gives_procedure_cell_channel_and_parameters_as_text(tmp_path):
+    p = request_of(str(write(tmp_path, CCD)))
+    assert p == RunRequest(procedure="ccd", params={"cell_id": "Ag-7", "stop_density": "1.0"}, cell="Ag", seed=5,
+                           channel=3)
 
 
-def test_a_bench_file_is_found_beside_the_protocol(tmp_path):
+def test_a_bench_file_is_found_beside_the_run_file(tmp_path):
     (tmp_path / "benches").mkdir()
-    p = load_protocol(write(tmp_path, 'procedure = "eis"\nbench = "benches/bay.toml"\n'))
+    p = load_run_file(write(tmp_path, 'procedure = "eis"\nbench = "benches/bay.toml"\n'))
     assert p.bench == str((tmp_path / "benches" / "bay.toml").resolve())
-    assert load_protocol(write(tmp_path, 'procedure = "eis"\nbench = "sim"\n')).bench == "sim"
+    assert load_run_file(write(tmp_path, 'procedure = "eis"\nbench = "sim"\n')).bench == "sim"
 
 
 def test_command_line_options_win_over_the_file(tmp_path):
-    p = load_protocol(write(tmp_path, CCD)).overridden(bench=None, params=["stop_density=0.5"], cell=None, seed=9,
-                                                        channel=None)
+    p = load_run_file(write(tmp_path, CCD)).with_options(params={"stop_density": "0.5"}, seed=9)
     assert (p.cell, p.seed, p.channel) == ("Ag", 9, 3)
-    assert p.params[-1] == "stop_density=0.5"  # later wins when parsed
+    assert p.params == {"cell_id": "Ag-7", "stop_density": "0.5"}  # the command line's parameter wins
 
 
 @pytest.mark.parametrize(("text", "names"), [
@@ -57,15 +58,15 @@ def test_command_line_options_win_over_the_file(tmp_path):
     ('[params]\ncell_id = "x"\n', ["no procedure", 'procedure = "ccd"']),
     ('procedure = "ccd\n', ["not a readable TOML file"]),
 ])  # fmt: skip
-def test_a_bad_protocol_file_is_refused_naming_the_field(tmp_path, text, names):
-    with pytest.raises(ProtocolError) as e:
-        load_protocol(write(tmp_path, text))
+def test_a_bad_run_file_is_refused_naming_the_field(tmp_path, text, names):
+    with pytest.raises(RunFileError) as e:
+        load_run_file(write(tmp_path, text))
     assert str(tmp_path) in str(e.value)
     for name in names:
         assert name in str(e.value)
 
 
-def test_queue_add_takes_a_protocol_file_and_its_options_win(tmp_path):
+def test_queue_add_takes_a_run_file_and_its_options_win(tmp_path):
     path = write(tmp_path, CCD)
     result = CliRunner().invoke(app, ["queue", "add", str(path), "--count", "2", "-p", "stop_density=0.6",
                                       "--store", str(tmp_path)])  # fmt: skip
@@ -77,7 +78,7 @@ def test_queue_add_takes_a_protocol_file_and_its_options_win(tmp_path):
     assert all(e.params["stop_density"] == "0.6" and e.cell == "Ag" and e.seed == 5 for e in entries)
 
 
-def test_queue_add_refuses_a_missing_protocol_file_and_queues_nothing(tmp_path):
+def test_queue_add_refuses_a_missing_run_file_and_queues_nothing(tmp_path):
     result = CliRunner().invoke(app, ["queue", "add", str(tmp_path / "nope.toml"), "--store", str(tmp_path)])
     assert result.exit_code == 2
     assert "no such protocol file" in result.output
@@ -85,7 +86,7 @@ def test_queue_add_refuses_a_missing_protocol_file_and_queues_nothing(tmp_path):
     assert QueueDB(tmp_path / "registry.sqlite").entries() == []
 
 
-def test_run_takes_a_protocol_file(tmp_path):
+def test_run_takes_a_run_file(tmp_path):
     path = write(tmp_path, 'procedure = "eis"\n[params]\ncell_id = "from-file"\n', "eis.toml")
     result = CliRunner().invoke(app, ["run", str(path), "--store", str(tmp_path / "store"), "--json"])
     assert result.exit_code == 0, result.output
@@ -94,7 +95,7 @@ def test_run_takes_a_protocol_file(tmp_path):
     assert (record.procedure, record.cell_id, record.status) == ("eis", "from-file", "finished")
 
 
-def test_run_refuses_a_bad_protocol_file_before_any_bench_opens(tmp_path):
+def test_run_refuses_a_bad_run_file_before_any_bench_opens(tmp_path):
     path = write(tmp_path, 'procedure = "ccd"\nchanel = 2\n')
     result = CliRunner().invoke(app, ["run", str(path), "--store", str(tmp_path / "store")])
     assert result.exit_code == 2
