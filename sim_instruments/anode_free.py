@@ -36,25 +36,22 @@ from __future__ import annotations
 import cmath
 import logging
 import math
-import random
 
 from labctl.sim_instruments.anode_free_presets import PRESETS, AnodeFreePreset, get_preset
-from labctl.sim_instruments.cells import (
+from labctl.sim_instruments.cell import (
     CPE_EXPONENT,
-    HARD_SHORT_OHM,
-    SHORT_INDUCTANCE_H,
-    TEMPERATURE_K,
+    THERMAL_VOLTAGE_V,
     WARBURG_TIME_S,
+    SimulatedCell,
+    short_impedance,
 )
-from labctl.sim_instruments.dc_bias import BiasTerminals
-from labctl.sim_instruments.measurement import Measured
 
 __all__ = ["PRESETS", "AnodeFreeCell", "AnodeFreePreset"]
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
-_BV_V = 2 * 8.314462618 * TEMPERATURE_K / 96485.33212  # 2RT/F
+_BV_V = 2 * THERMAL_VOLTAGE_V  # 2RT/F
 
 EMPTY_ELECTRODE_V = 2.0  # model choice: an empty collector rests above every cutoff in use (≤ 1 V, PROTOCOLS §2)
 END_OF_STRIP_mAh_cm2 = 3e-5  # q_e: a 0.2 V cutoff strands ≈3e-4 mAh/cm², a 0.17 V rise takes ≈0.006 mAh/cm²
@@ -68,21 +65,18 @@ WARBURG_OHM_CM2_SQRT_S = 10.0  # σ_W·A, model choice as in presets.py
 _NEWTON_TOLERANCE = 1e-12
 
 
-class AnodeFreeCell(BiasTerminals, Measured):
+class AnodeFreeCell(SimulatedCell[AnodeFreePreset]):
     """A simulated Li|SE|collector half cell with the collector ``preset`` (see ``PRESETS``).
 
     ``area_cm2`` is the WE area. ``seed`` fixes the cell's fate (short cycle and point, R_short, per-plating CE);
     measurement noise comes from separate streams (voltage: seed + 1, impedance: seed + 2).
     """
 
+    get_preset = staticmethod(get_preset)
+
     def __init__(self, preset: str | AnodeFreePreset, *, area_cm2: float, seed: int = 0) -> None:
-        if not area_cm2 > 0:
-            raise ValueError(f"area_cm2 must be > 0, got {area_cm2}")
-        p = preset if isinstance(preset, AnodeFreePreset) else get_preset(preset)
-        self._preset = p
-        self._area = area_cm2
-        self._events = random.Random(seed)
-        self._seed_noise(seed)
+        super().__init__(preset, area_cm2=area_cm2, seed=seed)
+        p = self._preset
         film = p.alloy_film if p.alloy_capacity_mAh_cm2 > 0 else None
         self._q_alloy = p.alloy_capacity_mAh_cm2
         self._lith = film.lithiation if film else None
@@ -91,8 +85,7 @@ class AnodeFreeCell(BiasTerminals, Measured):
 
         self._short_cycle = max(1, round(p.short_median_cycles * math.exp(SHORT_SPREAD * self._events.gauss(0, 1))))
         self._short_fraction = self._events.random()
-        low, high = HARD_SHORT_OHM
-        self._r_short = math.exp(self._events.uniform(math.log(low), math.log(high)))
+        self._r_short = self._draw_short_resistance()
         self._short_charge = math.inf  # mAh/cm² into the short's plating half-cycle
         self._shorted = False
 
@@ -109,14 +102,6 @@ class AnodeFreeCell(BiasTerminals, Measured):
         self._set_resistances(1)
 
     # -- read-only state -------------------------------------------------------------------------------------
-    @property
-    def preset(self) -> AnodeFreePreset:
-        return self._preset
-
-    @property
-    def area_cm2(self) -> float:
-        return self._area
-
     @property
     def alloy_capacity_Ah(self) -> float:
         """Q_alloy of the outer film over the electrode, Ah."""
@@ -232,13 +217,9 @@ class AnodeFreeCell(BiasTerminals, Measured):
         return j
 
     # -- impedance ------------------------------------------------------------------------------------------
-    def impedance(self, frequency_Hz: float) -> complex:
-        """Noise-free small-signal impedance at open circuit now, ohm (Z'' < 0 for the capacitive arc)."""
-        if not (math.isfinite(frequency_Hz) and frequency_Hz > 0):
-            raise ValueError(f"frequency_Hz must be a finite frequency > 0, got {frequency_Hz!r}")
-        omega = 2 * math.pi * frequency_Hz
+    def _impedance(self, omega: float) -> complex:
         if self._shorted:
-            return complex(self._r_short, omega * SHORT_INDUCTANCE_H)
+            return short_impedance(self._r_short, omega)
         jw = 1j * omega
         r_int = self._r_int / self._area
         x = cmath.sqrt(jw * WARBURG_TIME_S)
@@ -250,8 +231,6 @@ class AnodeFreeCell(BiasTerminals, Measured):
     # -- time evolution --------------------------------------------------------------------------------------
     def _integrate(self, current_A: float, dt_s: float) -> None:
         """Let ``current_A`` flow for ``dt_s`` seconds: plate or strip, count platings, form the short."""
-        if dt_s < 0:
-            raise ValueError(f"dt_s must be >= 0, got {dt_s}")
         if current_A == 0 or dt_s == 0:
             return
         sign = 1 if current_A > 0 else -1

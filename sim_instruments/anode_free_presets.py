@@ -20,6 +20,8 @@ import bisect
 import dataclasses
 from dataclasses import dataclass
 
+from labctl.sim_instruments.cell import find_preset
+
 FARADAY_mAh_PER_MOL = 96485.33212 / 3.6  # 26.8 Ah/mol (science.md §4.3)
 WANG = "Wang et al., Adv. Mater. 2024 (seed 001)"
 SANDOVAL = "Sandoval et al., Ag/Au on Cu (seed 004)"
@@ -292,7 +294,4 @@ PRESETS: dict[str, AnodeFreePreset] = {
 
 def get_preset(name: str) -> AnodeFreePreset:
     """The preset called ``name``, matched case-insensitively ("mg/w-cu" finds "Mg/W-Cu")."""
-    for key, preset in PRESETS.items():
-        if key.lower() == name.strip().lower():
-            return preset
-    raise ValueError(f"unknown anode-free preset {name!r}; valid names: {', '.join(PRESETS)}")
+    return find_preset(PRESETS, name, "anode-free preset")

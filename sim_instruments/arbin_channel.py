@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from typing import Protocol
 
 from labctl.drivers.arbin.messages import META_CODES, ChannelStatus
 from labctl.sim_instruments.arbin_schedules import (
@@ -36,6 +35,7 @@ from labctl.sim_instruments.arbin_schedules import (
     Schedule,
     Step,
 )  # fmt: skip
+from labctl.sim_instruments.cell import ChannelCell, HoldableCell
 from labctl.sim_instruments.clock import VirtualClock
 
 log = logging.getLogger(__name__)
@@ -48,30 +48,11 @@ MAX_ZERO_TIME_TRANSITIONS = 64  # a schedule that keeps jumping without time pas
 INF = math.inf
 
 
-class Cell(Protocol):
-    """The physics the channel drives. Current in A (positive charges), time in s, voltage in V.
-
-    A cell that can be held at a constant voltage also has ``current_at(voltage_V) -> float``: the noise-free
-    current whose terminal voltage is ``voltage_V`` now. Without it a constant-voltage step makes the channel
-    Unsafe.
-    """
-
-    def advance(self, current_A: float, dt_s: float) -> None: ...
-
-    def voltage(self, current_A: float) -> float:
-        """Noise-free terminal voltage now, with ``current_A`` flowing."""
-        ...
-
-    def measured_voltage(self, current_A: float) -> float:
-        """Terminal voltage as an instrument measures it (with noise)."""
-        ...
-
-
 class ArbinChannel:
     """Channel ``number`` (1-based; the wire index is ``number - 1``) with ``cell`` connected, or None,
     living on ``clock``."""
 
-    def __init__(self, number: int, cell: Cell | None, clock: VirtualClock) -> None:
+    def __init__(self, number: int, cell: ChannelCell | None, clock: VirtualClock) -> None:
         self.number = number
         self.cell = cell
         self._clock = clock
@@ -297,8 +278,7 @@ class ArbinChannel:
     def _begin_hold(self, step: Step) -> None:
         """Hold the step's voltage: set the current it draws now (clamped), or go Unsafe if the cell cannot."""
         assert self.cell is not None and step.voltage_mv is not None
-        current_at = getattr(self.cell, "current_at", None)
-        if current_at is None:
+        if not isinstance(self.cell, HoldableCell):
             self._go_idle(ChannelStatus.UNSAFE)
             self.exit_condition = "CV:CellHasNoCurrentAt"
             log.error("channel %d: step %d %r holds a constant voltage, but the simulated cell (%s) has no "
@@ -306,7 +286,7 @@ class ArbinChannel:
                       self.number, self.step_number, step.name, type(self.cell).__name__)
             return
         clamp = INF if step.clamp_mv is None else abs(self.mvs.get(step.clamp_mv, 0.0))
-        self._hold = (current_at, self.mvs.get(step.voltage_mv, 0.0), clamp)
+        self._hold = (self.cell.current_at, self.mvs.get(step.voltage_mv, 0.0), clamp)
         self._set_current(self._held_current())
 
     def _held_current(self) -> float:

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 from labctl.drivers.arbin import messages as m
 from labctl.drivers.arbin.messages import Command
-from labctl.sim_instruments.arbin_channel import ArbinChannel, Cell
+from labctl.sim_instruments.arbin_channel import ArbinChannel
 from labctl.sim_instruments.arbin_schedules import DEFAULT_CATALOGUE, UNIVERSAL_NAME, PremadeSchedule, find_schedule
+from labctl.sim_instruments.cell import ChannelCell
 from labctl.sim_instruments.clock import VirtualClock
 from labctl.sim_instruments.tcp import TcpServer, recv_exact
 
@@ -90,7 +91,7 @@ class ArbinEmulator(TcpServer):
     def __init__(
         self,
         clock: VirtualClock,
-        cells: Mapping[int, Cell],
+        cells: Mapping[int, ChannelCell],
         *,
         channels: int | None = None,
         port: int = 0,

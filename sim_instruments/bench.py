@@ -14,10 +14,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from labctl.sim_instruments.arbin_channel import Cell
 from labctl.sim_instruments.arbin_server import ArbinEmulator
+from labctl.sim_instruments.cell import ChannelCell, ImpedanceCell
 from labctl.sim_instruments.clock import ClockServer, VirtualClock
-from labctl.sim_instruments.si1260_server import ImpedanceCell, Si1260Emulator
+from labctl.sim_instruments.si1260_server import Si1260Emulator
 from labctl.sim_instruments.sqm160 import MonitorSetup, SQM160Emulator
 from labctl.sim_instruments.tcp import TcpServer
 
@@ -38,7 +38,7 @@ class SimBench:
 
     def __init__(
         self,
-        cell_factory: Callable[[int], Cell],
+        cell_factory: Callable[[int], ChannelCell],
         *,
         channels: int = 8,
         speed: float | None = 1.0,

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from labctl.sim_instruments import anode_free, cells, collector_cell, full_cell, presets
+from labctl.sim_instruments.cell import SimulatedCell
 
 
 @dataclass(frozen=True)
 class CellKind:
     kind: str  # what the cell is, for people
-    cls: type
+    cls: type[SimulatedCell[Any]]
     preset: Any  # the preset dataclass, with its ``source``
 
 
@@ -28,7 +29,7 @@ KINDS: dict[str, CellKind] = {
 }
 
 
-def make_cell(name: str, *, area_cm2: float, seed: int = 0, cathode_mass_mg: float | None = None) -> Any:
+def make_cell(name: str, *, area_cm2: float, seed: int = 0, cathode_mass_mg: float | None = None) -> SimulatedCell[Any]:
     """A new simulated cell of preset ``name``; ValueError naming the presets for an unknown one."""
     if name not in KINDS:
         raise ValueError(f"unknown cell {name!r}; the simulated cells are {', '.join(KINDS)}")

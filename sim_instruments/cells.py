@@ -33,32 +33,31 @@ from __future__ import annotations
 import cmath
 import logging
 import math
-import random
 
-from labctl.sim_instruments.dc_bias import BiasTerminals
-from labctl.sim_instruments.measurement import Measured
+from labctl.sim_instruments.cell import (
+    CPE_EXPONENT,
+    THERMAL_VOLTAGE_V,
+    WARBURG_TIME_S,
+    C_PER_mAh,
+    SimulatedCell,
+    short_impedance,
+)
 from labctl.sim_instruments.presets import InterlayerPreset, get_preset
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
-TEMPERATURE_K = 298.15
-_THERMAL_VOLTAGE_V = 8.314462618 * TEMPERATURE_K / 96485.33212  # RT/F
-_C_PER_mAh = 3.6
+__all__ = ["SymmetricCell"]
 
 DEFAULT_AREA_CM2 = 0.785  # Ø 10 mm pellet
 BULK_ASR_OHM_CM2 = 50.0 * DEFAULT_AREA_CM2  # 50 ohm across a 0.785 cm² pellet (science.md §4.5)
 MAX_VOID_FRACTION = 0.95
-HARD_SHORT_OHM = (0.5, 5.0)  # drawn log-uniformly
 SOFT_SHORT_OPEN_OHM = 1e5  # a dissolving filament this resistive no longer matters: the cell is intact again
 SOFT_SHORT_DISSOLVE_mAh_cm2 = 0.002  # stripped charge per e-fold of R_short (≈0.02 mAh/cm² to recover)
 # Impedance (science.md §4.4). Time constants: bulk ≈ 3e-8 s (LLZO, 5.5 MHz), so the high-frequency intercept is
 # R_b; constriction 1e-6 s (160 kHz), between bulk and charge transfer (Eckhardt 2023); charge transfer ≥ 2e-6 s.
-CPE_EXPONENT = 0.85
 CONSTRICTION_TIME_S = 1e-6
 CONSTRICTION_EXPONENT = 0.9
-WARBURG_TIME_S = 100.0
-SHORT_INDUCTANCE_H = 5e-8  # the filament and leads: a short's spectrum is flat but for this
 # Void growth feeds back on itself through j_loc; substeps this short keep its Heun integration step-size
 # independent. Everything else is integrated exactly or over substeps bounded by the refill rate.
 _VOID_SUBSTEP_S = 5.0
@@ -68,7 +67,7 @@ _CV_RTOL = 1e-12  # current_at solves voltage(I) = V to this relative error in V
 _CV_MAX_ITERATIONS = 40  # Newton needs <= 5 (presets, 10 mV-4.2 V, voids to 0.9, soft shorts); bisection: fallback
 
 
-class SymmetricCell(BiasTerminals, Measured):
+class SymmetricCell(SimulatedCell[InterlayerPreset]):
     """A simulated Li|SE|Li symmetric cell with the interlayer ``preset`` on both interfaces.
 
     ``area_cm2`` is the electrode area; ``bulk_resistance_ohm`` defaults to 50 ohm scaled to that area (same
@@ -76,6 +75,8 @@ class SymmetricCell(BiasTerminals, Measured):
     noise comes from separate streams (voltage: seed + 1, impedance: seed + 2), so reading the voltage or
     measuring a spectrum never changes the cell's fate or the other instrument's noise.
     """
+
+    get_preset = staticmethod(get_preset)
 
     def __init__(
         self,
@@ -85,26 +86,21 @@ class SymmetricCell(BiasTerminals, Measured):
         seed: int = 0,
         bulk_resistance_ohm: float | None = None,
     ) -> None:
-        if area_cm2 <= 0:
-            raise ValueError(f"area_cm2 must be > 0, got {area_cm2}")
+        super().__init__(preset, area_cm2=area_cm2, seed=seed)
         if bulk_resistance_ohm is not None and bulk_resistance_ohm <= 0:
             raise ValueError(f"bulk_resistance_ohm must be > 0 (or None for the default), got {bulk_resistance_ohm}")
-        p = preset if isinstance(preset, InterlayerPreset) else get_preset(preset)
-        self._preset = p
-        self._area = area_cm2
+        p = self._preset
         self._r_b = BULK_ASR_OHM_CM2 / area_cm2 if bulk_resistance_ohm is None else bulk_resistance_ohm
-        self._events = random.Random(seed)
-        self._seed_noise(seed)
 
         # Parameters in A/cm², C/cm², 1/s.
-        self._two_j0 = 2 * _THERMAL_VOLTAGE_V / p.interface_asr_ohm_cm2
-        self._bv_V = 2 * _THERMAL_VOLTAGE_V
+        self._two_j0 = 2 * THERMAL_VOLTAGE_V / p.interface_asr_ohm_cm2
+        self._bv_V = 2 * THERMAL_VOLTAGE_V
         self._j_csc = p.critical_stripping_current_mA_cm2 / 1000
         self._j_c = p.patent_ccd_mA_cm2 / 1000
-        self._lambda0 = p.hazard_per_mAh_cm2 / _C_PER_mAh
-        self._q_n = p.nucleation_charge_mAh_cm2 * _C_PER_mAh
-        self._q_refill = p.refill_charge_mAh_cm2 * _C_PER_mAh
-        self._q_soft = SOFT_SHORT_DISSOLVE_mAh_cm2 * _C_PER_mAh
+        self._lambda0 = p.hazard_per_mAh_cm2 / C_PER_mAh
+        self._q_n = p.nucleation_charge_mAh_cm2 * C_PER_mAh
+        self._q_refill = p.refill_charge_mAh_cm2 * C_PER_mAh
+        self._q_soft = SOFT_SHORT_DISSOLVE_mAh_cm2 * C_PER_mAh
         # Impedance parameters in ohm and F·s^(n-1) at full contact; contact loss divides and multiplies them.
         self._r_ct = p.interface_asr_ohm_cm2 / area_cm2
         self._q_dl = p.interface_capacitance_uF_cm2 * 1e-6 * area_cm2
@@ -124,14 +120,6 @@ class SymmetricCell(BiasTerminals, Measured):
         self._soft_shorts_healed = 0
 
     # -- read-only state -------------------------------------------------------------------------------------
-    @property
-    def preset(self) -> InterlayerPreset:
-        return self._preset
-
-    @property
-    def area_cm2(self) -> float:
-        return self._area
-
     @property
     def bulk_resistance_ohm(self) -> float:
         """Pristine bulk (plus grain-boundary) resistance R_b, ohm: the EIS high-frequency intercept."""
@@ -274,17 +262,12 @@ class SymmetricCell(BiasTerminals, Measured):
         return v, v * v * (df / (f * f) + 1 / (r_short * x * x))
 
     # -- impedance ------------------------------------------------------------------------------------------
-    def impedance(self, frequency_Hz: float) -> complex:
-        """Noise-free small-signal impedance at open circuit in the cell's present state, ohm (Z'' < 0 for
-        capacitive arcs). Measuring it does not change the cell."""
-        if not (math.isfinite(frequency_Hz) and frequency_Hz > 0):
-            raise ValueError(f"frequency_Hz must be a finite frequency > 0, got {frequency_Hz!r}")
-        omega = 2 * math.pi * frequency_Hz
+    def _impedance(self, omega: float) -> complex:
         if self._short == "hard":
-            return complex(self._r0_short, omega * SHORT_INDUCTANCE_H)
+            return short_impedance(self._r0_short, omega)
         z = self._ionic_impedance(omega)
         if self._short == "soft":  # the filament shunts the ionic path
-            filament = complex(self.short_resistance_ohm, omega * SHORT_INDUCTANCE_H)
+            filament = short_impedance(self.short_resistance_ohm, omega)
             return z * filament / (z + filament)
         return z
 
@@ -318,8 +301,6 @@ class SymmetricCell(BiasTerminals, Measured):
     # -- time evolution --------------------------------------------------------------------------------------
     def _integrate(self, current_A: float, dt_s: float) -> None:
         """Let ``current_A`` flow for ``dt_s`` seconds and update voids, nucleation, hazard and shorts."""
-        if dt_s < 0:
-            raise ValueError(f"dt_s must be >= 0, got {dt_s}")
         if self._short == "hard" or dt_s == 0:
             return
         if current_A == 0:
@@ -391,8 +372,7 @@ class SymmetricCell(BiasTerminals, Measured):
         return min(max(theta + h * (k1 + k2) / 2, 0.0), MAX_VOID_FRACTION)
 
     def _form_short(self, sign: int) -> None:
-        low, high = HARD_SHORT_OHM
-        self._r0_short = math.exp(self._events.uniform(math.log(low), math.log(high)))
+        self._r0_short = self._draw_short_resistance()
         soft = self._events.random() < self._preset.soft_short_probability
         self._short = "soft" if soft else "hard"
         self._filament_sign = sign

@@ -28,9 +28,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from labctl.sim_instruments.dc_bias import BiasTerminals
-from labctl.sim_instruments.full_cell import VOLTS_NOISE_FRACTION
-from labctl.sim_instruments.measurement import Measured
+from labctl.sim_instruments.cell import SimulatedCell, find_preset
+from labctl.sim_instruments.measurement import VOLTS_NOISE_FRACTION
 
 __all__ = ["PRESETS", "CollectorCell", "CollectorPreset", "get_preset"]
 
@@ -93,30 +92,24 @@ PRESETS: dict[str, CollectorPreset] = {
 
 def get_preset(name: str) -> CollectorPreset:
     """The preset called ``name``, matched case-insensitively ("cu|cu" finds "Cu|Cu")."""
-    for key, preset in PRESETS.items():
-        if key.lower() == name.strip().lower():
-            return preset
-    raise ValueError(f"unknown collector-cell preset {name!r}; valid names: {', '.join(PRESETS)}")
+    return find_preset(PRESETS, name, "collector-cell preset")
 
 
 def _sinh(x: float) -> float:
     return math.sinh(min(max(x, -_SINH_MAX), _SINH_MAX))
 
 
-class CollectorCell(BiasTerminals, Measured):
+class CollectorCell(SimulatedCell[CollectorPreset]):
     """A simulated collector|SE|collector cell ``preset`` (see ``PRESETS``) of ``area_cm2`` per collector.
 
     Nothing in it is random but the measurement noise (voltage: seed + 1, impedance: seed + 2, as the other cells).
     """
 
     NOISE_FRACTION = VOLTS_NOISE_FRACTION
+    get_preset = staticmethod(get_preset)
 
     def __init__(self, preset: str | CollectorPreset, *, area_cm2: float, seed: int = 0) -> None:
-        if not area_cm2 > 0:
-            raise ValueError(f"area_cm2 must be > 0, got {area_cm2}")
-        self._preset = preset if isinstance(preset, CollectorPreset) else get_preset(preset)
-        self._area = area_cm2
-        self._seed_noise(seed)
+        super().__init__(preset, area_cm2=area_cm2, seed=seed)
         self._r_b = BULK_ASR_OHM_CM2 / area_cm2
         self._i_p0 = PASSIVATION_uA_cm2 * 1e-6 * area_cm2
         self._q_0 = PASSIVATION_mC_cm2 * 1e-3 * area_cm2
@@ -128,14 +121,6 @@ class CollectorCell(BiasTerminals, Measured):
         self._corrosion_C = 0.0
 
     # -- read-only state -------------------------------------------------------------------------------------
-    @property
-    def preset(self) -> CollectorPreset:
-        return self._preset
-
-    @property
-    def area_cm2(self) -> float:
-        return self._area
-
     @property
     def bulk_resistance_ohm(self) -> float:
         return self._r_b
@@ -221,11 +206,9 @@ class CollectorCell(BiasTerminals, Measured):
         return u
 
     # -- impedance ------------------------------------------------------------------------------------------
-    def impedance(self, frequency_Hz: float) -> complex:
-        """Noise-free small-signal impedance at open circuit now, ohm (blocking: |Z| grows as f falls)."""
-        if not (math.isfinite(frequency_Hz) and frequency_Hz > 0):
-            raise ValueError(f"frequency_Hz must be a finite frequency > 0, got {frequency_Hz!r}")
-        jw = 2j * math.pi * frequency_Hz
+    def _impedance(self, omega: float) -> complex:
+        """Blocking: |Z| grows as the frequency falls."""
+        jw = 1j * omega
         conductance = (self._passivation_current() + self._reference_current()) / (TAFEL_VOLTAGE_V * self._scale)
         return self._r_b + 1 / (DOUBLE_LAYER_F_CM2 * self._area * jw**CPE_EXPONENT + conductance)
 
@@ -233,8 +216,6 @@ class CollectorCell(BiasTerminals, Measured):
     # -- time evolution --------------------------------------------------------------------------------------
     def _integrate(self, current_A: float, dt_s: float) -> None:
         """Let ``current_A`` flow for ``dt_s`` seconds: passivate, corrode, age."""
-        if dt_s < 0:
-            raise ValueError(f"dt_s must be >= 0, got {dt_s}")
         remaining = dt_s
         while remaining > 0 and current_A != 0:
             i_p, i_ref = self._passivation_current(), self._reference_current()

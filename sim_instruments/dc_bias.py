@@ -39,6 +39,7 @@ class BiasTerminals:
 
     def pass_bias(self, dt_s: float) -> None:
         """``dt_s`` seconds of the analyzer's measurement at the held bias, less what a channel integrated meanwhile."""
+        _require_time(dt_s)
         covered = min(dt_s, self._channel_ahead_s)
         self._channel_ahead_s -= covered
         self._analyzer_ahead_s += dt_s - covered
@@ -47,8 +48,7 @@ class BiasTerminals:
     def advance(self, current_A: float, dt_s: float) -> None:
         """Let ``current_A`` flow for ``dt_s`` seconds (a cycler channel's substep); while an analyzer holds a bias,
         the bias current flows instead. Time the analyzer has already integrated is skipped."""
-        if dt_s < 0:
-            raise ValueError(f"dt_s must be >= 0, got {dt_s}")
+        _require_time(dt_s)
         skipped = min(dt_s, self._analyzer_ahead_s)
         self._analyzer_ahead_s -= skipped
         dt_s -= skipped
@@ -56,3 +56,9 @@ class BiasTerminals:
             self._channel_ahead_s += dt_s
             current_A = self.bias_current_A()
         self._integrate(current_A, dt_s)  # type: ignore[attr-defined]
+
+
+def _require_time(dt_s: float) -> None:
+    """Negative time would run the ahead-counters backwards: refuse it before they move."""
+    if not dt_s >= 0:
+        raise ValueError(f"dt_s must be >= 0, got {dt_s}")

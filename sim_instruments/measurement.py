@@ -9,6 +9,10 @@ from __future__ import annotations
 import math
 import random
 
+# A cycler's voltage channel: ±0.02 % of a 10 V range class, so 0.2 mV plus 0.01 % of reading (Arbin MITS Pro);
+# cells read in volts (full and collector cells) use it instead of the millivolt-cell default.
+VOLTS_NOISE_FRACTION = 1e-4  # with Measured's 0.2 mV floor
+
 
 class Measured:
     """Adds ``measured_voltage`` and ``measured_impedance`` to a cell that has ``voltage`` and ``impedance``."""

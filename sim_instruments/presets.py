@@ -21,6 +21,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from labctl.sim_instruments.cell import find_preset
+
 _PATENT = "ASR and CCD: patent Table 1, heat-treated, 25 °C (PROTOCOLS.md §3)"
 _MODEL = ("j_csc, void rates, nucleation, Q_dl, Warburg: model choices (science.md §4.2/§4.4/§4.5); "
           "λ0, m: benchmarks/calibrate_cells.py")
@@ -94,7 +96,4 @@ PRESETS: dict[str, InterlayerPreset] = {
 
 def get_preset(name: str) -> InterlayerPreset:
     """The preset called ``name``, matched case-insensitively ("ag|mg" finds "Ag|Mg")."""
-    for key, preset in PRESETS.items():
-        if key.lower() == name.strip().lower():
-            return preset
-    raise ValueError(f"unknown interlayer preset {name!r}; valid names: {', '.join(PRESETS)}")
+    return find_preset(PRESETS, name, "interlayer preset")

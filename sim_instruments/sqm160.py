@@ -35,6 +35,10 @@ Physics, all of it on the bench's :class:`~labctl.sim_instruments.clock.VirtualC
   stops there). The crystal fails at ``fail_at_s``, or when its life runs out: it stops oscillating, frequency, rate
   and life read 0 and the thickness stays where it was.
 - Only sensor 1 holds a crystal; the other sensors read as empty (0 Hz).
+
+One module per concern: the source and the crystal (sqm160_crystal.py), the firmware's film records, data checks and
+display formats (sqm160_firmware.py), the pseudo-terminal and packet framing (sqm160_pty.py); this module is the
+instrument's state on the clock and its command table.
 """
 
 from __future__ import annotations
@@ -42,176 +46,47 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-import os
-import select
-import threading
-import tty
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from pymeasure.instruments.inficon.sqm160 import calculate_checksum
 
 from labctl.sim_instruments.clock import VirtualClock
+from labctl.sim_instruments.sqm160_crystal import (
+    F_DEAD_HZ,
+    F_NEW_HZ,
+    GRID_S,
+    HORIZON_S,
+    MonitorSetup,
+    Source,
+    zmatch_frequency_Hz,
+    zmatch_thickness_A,
+)
+from labctl.sim_instruments.sqm160_firmware import (
+    FILMS,
+    FIRMWARE,
+    DataError,
+    Film,
+    ModeError,
+    display_text,
+    integer_in,
+    parse_film,
+)
+from labctl.sim_instruments.sqm160_pty import PtyPort
+
+__all__ = ["MonitorSetup", "SQM160Emulator"]
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
-FIRMWARE = "MON Ver 4.13"  # a real SQM-160's reply to @ (research/instruments.md §6.2, PyMeasure's test)
-N_AT_HZ_A = 1.668e13  # frequency constant of AT-cut quartz, Hz·Å (Lu & Lewis, J. Appl. Phys. 43, 4385 (1972))
-RHO_QUARTZ_G_CM3 = 2.648
-# A new 6 MHz crystal has 100 % life and 5 MHz leaves 0 %: the SQC-310 manual's PA example reads 5,950,000 Hz as
-# 95.00 % life (research/instruments.md §6.2), which these two frequencies give.
-F_NEW_HZ, F_DEAD_HZ = 6.0e6, 5.0e6
 FREQUENCY_NOISE_HZ = 0.03  # sim value, of the order of a monitor's frequency resolution at 6 MHz
 RATE_WINDOW_S = 1.0  # sim value: a 0.25 s time base averaged over 4 readings
 GATE_S = 0.25  # shortest span a rate is computed over
-GRID_S = 1.0  # the source's fluctuation is drawn once per second
-HORIZON_S = 86400.0  # events further ahead are foreseen when they come closer
-FILMS = range(1, 100)
-DENSITY_G_CM3, TOOLING_PCT, Z_RATIO = (0.5, 99.99), (10.0, 399.0), (0.1, 9.999)  # the STM-100 family (§6.5)
-THICKNESS_KA, TIME_S, MASK = (0.0, 9999.999), (0, 5999), (1, 63)
-MAX_WRITE_WAIT_S = 1.0
+
+DEFAULT_SETUP = MonitorSetup()
 
 Handler = Callable[[str], str]
-
-
-@dataclass(frozen=True)
-class MonitorSetup:
-    """What a simulated deposition bench holds: the source, the crystal and how the shutter is worked."""
-
-    seed: int = 0
-    rate_A_s: float = 1.0  # the source's rate at the crystal; 1 Å/s as Sandoval et al. evaporate Ag and Au
-    drift_per_h: float = -0.02  # sim value: a source slowly losing rate (target erosion)
-    fluctuation: float = 0.02  # sim value: relative standard deviation of the rate
-    fluctuation_time_s: float = 30.0  # sim value: how long a fluctuation lasts
-    crystal_life_pct: float = 100.0  # life left on the installed crystal
-    fail_at_s: float | None = None  # bench time at which the crystal fails (None: only when its life runs out)
-    shutter_wired: bool = True  # False: the relay is not connected; the operator works the shutter by hand
-    geometry_tooling_pct: float = 100.0  # substrate thickness / crystal thickness of the chamber
-    sensors: int = 2
-
-    def __post_init__(self) -> None:
-        if not (
-            self.rate_A_s > 0
-            and 0 < self.crystal_life_pct <= 100
-            and 1 <= self.sensors <= 6
-            and self.geometry_tooling_pct > 0
-            and self.fluctuation >= 0
-            and self.fluctuation_time_s > 0
-        ):
-            raise ValueError(f"not a usable monitor setup: {self}")
-
-
-@dataclass
-class Film:
-    name: str = "FILM"
-    density_g_cm3: float = 1.0
-    tooling_pct: float = 100.0
-    z_ratio: float = 1.0
-    final_kA: float = 0.0
-    setpoint_kA: float = 0.0
-    time_setpoint_s: int = 0
-    sensor_mask: int = 1
-
-    def fields(self) -> str:
-        return (
-            f"{self.name} {self.density_g_cm3:.2f} {self.tooling_pct:.1f} {self.z_ratio:.3f} {self.final_kA:.3f} "
-            f"{self.setpoint_kA:.3f} {self.time_setpoint_s:d} {self.sensor_mask:d}"
-        )
-
-
-class DataError(ValueError):
-    """Status D: the command's data is wrong."""
-
-
-class ModeError(RuntimeError):
-    """Status E: the command cannot be done in this state."""
-
-
-# --- crystal and firmware physics ---
-
-
-def zmatch_thickness_A(f_Hz: float, density_g_cm3: float, z_ratio: float) -> float:
-    """Film thickness on a crystal resonating at ``f_Hz``, by the Z-match equation (Lu & Lewis 1972)."""
-    phase = math.pi * (F_NEW_HZ - f_Hz) / F_NEW_HZ
-    return (
-        N_AT_HZ_A * RHO_QUARTZ_G_CM3 / (math.pi * density_g_cm3 * f_Hz * z_ratio) * math.atan(z_ratio * math.tan(phase))
-    )
-
-
-def zmatch_frequency_Hz(thickness_A: float, density_g_cm3: float, z_ratio: float) -> float:
-    """The frequency at which :func:`zmatch_thickness_A` gives ``thickness_A`` (bisection; it falls with f)."""
-    low, high = F_NEW_HZ / 2, F_NEW_HZ
-    for _ in range(80):
-        mid = 0.5 * (low + high)
-        if zmatch_thickness_A(mid, density_g_cm3, z_ratio) > thickness_A:
-            low = mid
-        else:
-            high = mid
-    return 0.5 * (low + high)
-
-
-class Source:
-    """The film's growth rate at the crystal (Å/s) against bench time: piecewise linear between 1 s knots."""
-
-    def __init__(self, setup: MonitorSetup) -> None:
-        self.setup = setup
-        self._rng = np.random.default_rng(setup.seed)
-        self._decay = math.exp(-GRID_S / setup.fluctuation_time_s)
-        self._x = 0.0
-        self._rates: list[float] = []
-        self._cumulative: list[float] = [0.0]  # deposited from t = 0 to each knot, Å
-        self._extend(1)
-
-    def rate_at(self, t: float) -> float:
-        k, frac = self._locate(t)
-        return self._rates[k] + frac * (self._rates[k + 1] - self._rates[k])
-
-    def deposited_A(self, t0: float, t1: float) -> float:
-        """Film grown at the crystal between ``t0`` and ``t1`` with the shutter open."""
-        return self._cumulative_at(t1) - self._cumulative_at(t0)
-
-    def time_to_deposit(self, t0: float, amount_A: float) -> float:
-        """The bench time at which ``amount_A`` more has grown since ``t0``; inf if not within ``HORIZON_S``."""
-        target = self._cumulative_at(t0) + amount_A
-        last_knot = int((t0 + HORIZON_S) // GRID_S)
-        while self._cumulative[-1] < target:
-            if len(self._rates) > last_knot:
-                return math.inf
-            self._extend(len(self._rates) + 64)
-        k = bisect.bisect_left(self._cumulative, target) - 1
-        r0, r1 = self._rates[k], self._rates[k + 1]
-        need, slope = target - self._cumulative[k], (r1 - r0) / GRID_S
-        # r0 τ + slope τ²/2 = need, the root in [0, GRID_S]
-        tau = need / r0 if abs(slope) < 1e-15 else (-r0 + math.sqrt(max(r0 * r0 + 2 * slope * need, 0.0))) / slope
-        return k * GRID_S + min(max(tau, 0.0), GRID_S)
-
-    def _cumulative_at(self, t: float) -> float:
-        k, frac = self._locate(t)
-        r0, r1 = self._rates[k], self._rates[k + 1]
-        tau = frac * GRID_S
-        return self._cumulative[k] + r0 * tau + (r1 - r0) * tau * tau / (2 * GRID_S)
-
-    def _locate(self, t: float) -> tuple[int, float]:
-        k = max(int(t // GRID_S), 0)
-        self._extend(k + 2)
-        return k, t / GRID_S - k
-
-    def _extend(self, knots: int) -> None:
-        s = self.setup
-        while len(self._rates) < knots + 1:
-            t = len(self._rates) * GRID_S
-            rate = s.rate_A_s * max(1.0 + s.drift_per_h * t / 3600.0, 0.0) * max(1.0 + self._x, 0.0)
-            if self._rates:
-                self._cumulative.append(self._cumulative[-1] + 0.5 * (self._rates[-1] + rate) * GRID_S)
-            self._rates.append(rate)
-            kick = s.fluctuation * math.sqrt(1 - self._decay**2) * self._rng.standard_normal()
-            self._x = self._decay * self._x + kick
-
-
-# --- the instrument ---
 
 
 @dataclass
@@ -232,7 +107,7 @@ class _State:
 class SQM160Emulator:
     """An SQM-160 on a new pseudo-terminal (:attr:`port`), living on ``clock``. Close it when done."""
 
-    def __init__(self, clock: VirtualClock, setup: MonitorSetup = MonitorSetup()) -> None:
+    def __init__(self, clock: VirtualClock, setup: MonitorSetup = DEFAULT_SETUP) -> None:
         self.clock, self.setup = clock, setup
         self.source = Source(setup)
         self._noise = np.random.default_rng(setup.seed + 1)
@@ -242,14 +117,8 @@ class SQM160Emulator:
         self._t = clock.now
         self._next: tuple[float, str] | None = None  # (bench time, what) of the next foreseeable event
         self._foreseen_at: float | None = None
-        self._master, slave = os.openpty()
-        tty.setraw(slave)  # bytes pass as they are: no echo, no line editing
-        self._slave = slave  # held open so the master never sees a hang-up between clients
-        self.port = os.ttyname(slave)
-        os.set_blocking(self._master, False)
-        self._wake_r, self._wake_w = os.pipe()
-        self._thread = threading.Thread(target=self._serve, name="sqm160", daemon=True)
-        self._thread.start()
+        self._port = PtyPort(self._answer)
+        self.port = self._port.port
         self._changed()
 
     # --- what a test or the operator does to the hardware ---
@@ -277,10 +146,7 @@ class SQM160Emulator:
 
     def close(self) -> None:
         self.clock.unregister(self)
-        os.write(self._wake_w, b"x")
-        self._thread.join(timeout=5)
-        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
-            os.close(fd)
+        self._port.close()
 
     def __enter__(self) -> SQM160Emulator:
         return self
@@ -437,12 +303,12 @@ class SQM160Emulator:
             "J": self._channels,
             "A": self._film_command,
             "D": self._active_film,
-            "L": self._sensor(lambda: _text(self._rate_A_s(), 5, 2), " 0.00", query_mark=True),
-            "N": self._sensor(lambda: _text(self._thickness_kA(), 6, 3), " 0.000"),
-            "P": self._sensor(lambda: _text(self._frequency(), 0, 3), "0.000"),
-            "R": self._sensor(lambda: _text(self._life_pct(), 0, 2), "0.00"),
-            "M": self._no_args(lambda: _text(self._rate_A_s(), 5, 2)),
-            "O": self._no_args(lambda: _text(self._thickness_kA(), 6, 3)),
+            "L": self._sensor(lambda: display_text(self._rate_A_s(), 5, 2), " 0.00", query_mark=True),
+            "N": self._sensor(lambda: display_text(self._thickness_kA(), 6, 3), " 0.000"),
+            "P": self._sensor(lambda: display_text(self._frequency(), 0, 3), "0.000"),
+            "R": self._sensor(lambda: display_text(self._life_pct(), 0, 2), "0.00"),
+            "M": self._no_args(lambda: display_text(self._rate_A_s(), 5, 2)),
+            "O": self._no_args(lambda: display_text(self._thickness_kA(), 6, 3)),
             "W": self._no_args(self._all_values),
             "S": self._no_args(self._zero),
             "T": self._no_args(self._zero_timer),
@@ -469,30 +335,31 @@ class SQM160Emulator:
     def _sensor(self, reading: Callable[[], str], empty: str, query_mark: bool = False) -> Handler:
         def handler(args: str) -> str:
             number = args[:-1] if query_mark and args.endswith("?") else args
-            sensor = _integer(number, range(1, self.setup.sensors + 1), "sensor")
+            sensor = integer_in(number, range(1, self.setup.sensors + 1), "sensor")
             return reading() if sensor == 1 else empty  # only sensor 1 holds a crystal
 
         return handler
 
     def _all_values(self) -> str:
-        values = [_text(self._rate_A_s(), 0, 2), _text(self._thickness_kA(), 0, 3), _text(self._frequency(), 0, 3)]
+        values = [display_text(self._rate_A_s(), 0, 2), display_text(self._thickness_kA(), 0, 3),
+                  display_text(self._frequency(), 0, 3)]
         empty = ["0.00", "0.000", "0.000"]
         return " ".join(["00.00", *values, *empty * (self.setup.sensors - 1)])
 
     def _film_command(self, args: str) -> str:
         number_text, _, rest = args.partition(" ")
         if number_text.endswith("?") and not rest:
-            number = _integer(number_text[:-1], FILMS, "film")
+            number = integer_in(number_text[:-1], FILMS, "film")
             return self.state.films.get(number, Film(f"FILM{number}")).fields()
-        number = _integer(number_text, FILMS, "film")
+        number = integer_in(number_text, FILMS, "film")
         if number == self.state.active and self.state.relay_open:
             raise ModeError("the active film cannot change while the shutter is open")
-        self.state.films[number] = _parse_film(rest)
+        self.state.films[number] = parse_film(rest)
         self._changed()
         return ""
 
     def _active_film(self, args: str) -> str:
-        number = _integer(args, FILMS, "film")
+        number = integer_in(args, FILMS, "film")
         if self.state.relay_open:
             raise ModeError("the active film cannot change while the shutter is open")
         self.state.active = number
@@ -529,104 +396,8 @@ class SQM160Emulator:
         self.state.active = 1
         self._changed()
 
-    # --- transport ---
-
-    def _serve(self) -> None:
-        parser = PacketParser()
-        while True:
-            ready, _, _ = select.select([self._master, self._wake_r], [], [])
-            if self._wake_r in ready:
-                return
-            try:
-                data = os.read(self._master, 4096)
-            except BlockingIOError:
-                continue
-            except OSError:
-                return
-            for body, crc_ok in parser.feed(data):
-                with self.clock.lock:
-                    self._integrate(self.clock.now)  # an idle monitor is off the clock: catch up first
-                    answer = self.reply(body[1:].decode("latin-1")) if crc_ok else "F"
-                self._send(frame_reply(answer))
-
-    def _send(self, packet: bytes) -> None:
-        """Write ``packet`` to the port; a client that does not read for a second loses it."""
-        view = memoryview(packet)
-        while view:
-            _, writable, _ = select.select([], [self._master], [], MAX_WRITE_WAIT_S)
-            if not writable:
-                log.warning("SQM-160 emulator: the client does not read; reply %r lost", packet)
-                return
-            view = view[os.write(self._master, view) :]
-
-
-class PacketParser:
-    """Command packets out of a byte stream: ``!``, length + 34, message, two CRC characters."""
-
-    def __init__(self) -> None:
-        self._packet: bytearray | None = None
-
-    def feed(self, data: bytes) -> list[tuple[bytes, bool]]:
-        """Complete packets in ``data`` (with what came before), each as (length character + message, CRC ok)."""
-        done = []
-        for byte in data:
-            if byte == 0x21:  # '!' starts a packet, whatever came before
-                self._packet = bytearray()
-                continue
-            if self._packet is None:
-                continue  # noise between packets
-            self._packet.append(byte)
-            if self._packet[0] < 35:  # a message of at least one character
-                self._packet = None
-            elif len(self._packet) == self._packet[0] - 34 + 3:
-                body, crc = bytes(self._packet[:-2]), bytes(self._packet[-2:])
-                done.append((body, crc == b"\0\0" or crc == calculate_checksum(body)))
-                self._packet = None
-        return done
-
-
-def frame_reply(status_and_message: str) -> bytes:
-    """A reply packet: ``!``, length + 35, status and message, CRC."""
-    body = bytes([len(status_and_message) + 35]) + status_and_message.encode("latin-1")
-    return b"!" + body + calculate_checksum(body)
-
-
-def _text(value: float, width: int, decimals: int) -> str:
-    """``value`` as the display shows it: fixed decimals, right-aligned in ``width``, never "-0.00"."""
-    shown = round(value, decimals) + 0.0  # + 0.0 turns -0.0 into 0.0
-    return f"{shown:{width}.{decimals}f}"
-
-
-def _integer(text: str, allowed: range, what: str) -> int:
-    if not text.isdigit() or int(text) not in allowed:
-        raise DataError(f"{what} {text!r} is not one of {allowed.start}..{allowed.stop - 1}")
-    return int(text)
-
-
-def _number(text: str, limits: tuple[float, float], what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise DataError(f"{what} {text!r} is not a number") from None
-    if not limits[0] <= value <= limits[1]:
-        raise DataError(f"{what} {value:g} is outside {limits[0]:g}..{limits[1]:g}")
-    return value
-
-
-def _parse_film(text: str) -> Film:
-    fields = text.split()
-    if len(fields) != 8:
-        raise DataError(f"a film takes 8 fields (name density tooling Z final setpoint time mask), got {len(fields)}")
-    name, density, tooling, z, final, setpoint, time_s, mask = fields
-    if not 1 <= len(name) <= 8:
-        raise DataError(f"film name {name!r} is not 1-8 characters")
-    return Film(
-        name,
-        _number(density, DENSITY_G_CM3, "density"),
-        _number(tooling, TOOLING_PCT, "tooling"),
-        _number(z, Z_RATIO, "Z-ratio"),
-        _number(final, THICKNESS_KA, "final thickness"),
-        _number(setpoint, THICKNESS_KA, "thickness setpoint"),
-        _integer(time_s, range(TIME_S[0], TIME_S[1] + 1), "time setpoint"),
-        _integer(mask, range(MASK[0], MASK[1] + 1), "sensor mask"),
-    )
+    def _answer(self, message: str, crc_ok: bool) -> str:
+        """What the port sends back for one packet (a transport thread calls it)."""
+        with self.clock.lock:
+            self._integrate(self.clock.now)  # an idle monitor is off the clock: catch up first
+            return self.reply(message) if crc_ok else "F"

@@ -23,13 +23,23 @@ Thickness comes from the monitor in kÅ (the SQM/SQC display convention, §6.3),
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 
 from pymeasure.instruments.inficon.sqm160 import SQM160 as PyMeasureSQM160
 from pymeasure.instruments.inficon.sqm160 import calculate_checksum
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
+from labctl.films import (
+    DENSITY_G_CM3,
+    FILM_NAME,
+    FILM_NUMBERS,
+    NM_PER_KA,
+    SENSOR_MASK,
+    THICKNESS_KA,
+    TIME_SETPOINT_S,
+    TOOLING_PCT,
+    Z_RATIO,
+)
 from labctl.roles import RateReading
 
 log = logging.getLogger(__name__)
@@ -44,12 +54,9 @@ ERROR_STATUSES = {
     "F": "invalid CRC",
     "G": "reply longer than 221 characters",
 }
-NM_PER_KA = 100.0
 NO_OSCILLATION_HZ = 1000.0  # a failed crystal reads 0 Hz; nothing between this and the 4-6 MHz band is a crystal
 
-# Film parameters in the order of ``A{film}`` (unconfirmed, see the module docstring), with the ranges the Sycon
-# STM-100 family gives them (research/instruments.md §6.5: density 0.500-99.99 g/cm³, Z-factor 0.100-9.999,
-# tooling 10.0-399 %, end thickness 0-9,999,999 Å, setpoint timer up to 99:59).
+# Film parameters in the order of ``A{film}`` (unconfirmed, see the module docstring); their ranges: labctl/films.py.
 FILM_FIELDS = (
     "name",
     "density_g_cm3",
@@ -60,14 +67,6 @@ FILM_FIELDS = (
     "time_setpoint_s",
     "sensor_mask",
 )
-DENSITY_G_CM3 = (0.5, 99.99)
-Z_RATIO = (0.1, 9.999)
-TOOLING_PCT = (10.0, 399.0)
-THICKNESS_KA = (0.0, 9999.999)
-TIME_SETPOINT_S = (0, 99 * 60 + 59)
-SENSOR_MASK = (1, 63)  # a bit per sensor averaged into the film's output, six sensors
-FILM_NUMBERS = (1, 99)
-FILM_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,8}$")
 
 
 class SQMError(ConnectionError):

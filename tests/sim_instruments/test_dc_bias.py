@@ -10,11 +10,12 @@ import socket
 import pytest
 
 from labctl.sim_instruments.anode_free import AnodeFreeCell
+from labctl.sim_instruments.cell import BiasedCell
 from labctl.sim_instruments.cells import SymmetricCell
 from labctl.sim_instruments.clock import VirtualClock
 from labctl.sim_instruments.collector_cell import CollectorCell
 from labctl.sim_instruments.full_cell import FullCell
-from labctl.sim_instruments.si1260_server import BiasedCell, Si1260Emulator
+from labctl.sim_instruments.si1260_server import Si1260Emulator
 
 AREA = math.pi * 0.6**2
 SECONDS = 60.0  # one long measurement
