@@ -31,6 +31,8 @@ from labctl.cli_options import (
     ProcedureArgument,
     SeedOption,
     StoreOption,
+    cli_request,
+    error_text,
 )
 from labctl.cli_queue import queue_app, serve
 
@@ -77,27 +79,29 @@ def run(
     from labctl.bench import open_bench
     from labctl.engine.runner import Listeners, Runner
     from labctl.live.feed import RunFeed
+    from labctl.procedures import ParameterError
     from labctl.progress import TerminalProgress
-    from labctl.protocol import ProtocolError, protocol_of
+    from labctl.request import RequestError
+    from labctl.run_file import RunFileError
     from labctl.store import Store
 
     try:
-        protocol = protocol_of(procedure).overridden(bench=bench, params=param, cell=cell, seed=seed, channel=channel)
-    except ProtocolError as e:
-        raise fail(str(e)) from None
-    proc = _procedure(protocol.procedure, list(protocol.params))
+        request = cli_request(procedure, bench=bench, params=param, cell=cell, seed=seed, channel=channel)
+        proc = request.build()
+    except (RunFileError, RequestError, ParameterError) as e:
+        raise fail(error_text(e)) from None
     if proc.film_run:
         try:
             film_of(Store(store), proc.film_run)
         except FilmError as e:
             raise fail(str(e)) from None
-    overrides = {k: v for k, v in {"cell": protocol.cell, "seed": protocol.seed}.items() if v is not None}
+    overrides = {k: v for k, v in {"cell": request.cell, "seed": request.seed}.items() if v is not None}
     try:
-        opened = open_bench(protocol.bench or "sim", sim_overrides=overrides, sim_defaults=proc.sim_defaults(),
-                            cycler_channel=protocol.channel)
+        opened = open_bench(request.bench, sim_overrides=overrides, sim_defaults=proc.sim_defaults(),
+                            cycler_channel=request.channel)
     except BenchError as e:
         raise fail(str(e)) from None
-    with opened, TerminalProgress(f"{protocol.procedure} on {opened.name}") as progress:
+    with opened, TerminalProgress(f"{request.procedure} on {opened.name}") as progress:
         runner = Runner(Store(store), Listeners.merged(progress.listeners(), RunFeed().listeners()))
         previous = signal.signal(signal.SIGINT, lambda *_: runner.request_stop())
         previous_term = signal.signal(signal.SIGTERM, lambda *_: runner.request_stop("interrupted"))
@@ -114,20 +118,6 @@ def run(
     else:
         _print_outcome(outcome)
     raise typer.Exit(outcome.exit_code)
-
-
-def _procedure(name: str, params: list[str]) -> Any:
-    from labctl.procedures import PROCEDURES, ParameterError
-    from labctl.procedures.base import parse_params, set_parameters
-
-    if name not in PROCEDURES:
-        raise fail(f"unknown procedure {name!r}; procedures are {', '.join(PROCEDURES)}")
-    proc = PROCEDURES[name]()
-    try:
-        set_parameters(proc, parse_params(params))
-    except ParameterError as e:
-        raise fail(f"--param {e}") from None
-    return proc
 
 
 def _print_outcome(outcome: Any) -> None:
@@ -222,14 +212,14 @@ def runs_list(store: StoreOption = None, as_json: JsonOption = False) -> None:
 def runs_show(run_id: str, store: StoreOption = None, as_json: JsonOption = False) -> None:
     """Show one run: status, parameters, cell, instruments, result and files."""
     from labctl.store import Store
-    from labctl.store.folder import METADATA, RESULTS, read_json
+    from labctl.store.reader import RunReader
 
     record = Store(store).registry.get(run_id)
     if record is None:
         raise fail(f"no run {run_id!r} in the store; `labctl runs list` shows the runs")
     folder = Path(record.folder)
-    metadata = read_json(folder / METADATA) if (folder / METADATA).exists() else {}
-    results = read_json(folder / RESULTS) if (folder / RESULTS).exists() else None
+    run = RunReader(folder)
+    metadata, results = run.metadata(), run.results()
     if as_json:
         print(json.dumps({"run": record.to_dict(), "metadata": metadata, "results": results}, indent=2, default=str))
         return
@@ -267,7 +257,6 @@ def analyze_eis(
     from labctl.analysis import eis_series
     from labctl.analysis.eis import analyze_eis as analyze
     from labctl.analysis.eis import load_spectrum_csv
-    from labctl.procedures.eis import headline
 
     settings = eis_series.run_settings(file)
     area, circuit = area or settings.get("area_cm2"), circuit or settings.get("circuit")
@@ -279,10 +268,10 @@ def analyze_eis(
         if spectrum is None and len(eis_series.spectrum_indices(df)) > 1:
             rows = eis_series.analyze_series(df, area, thickness, circuit, when=eis_series.spectrum_moments(file))
             return _show_series(rows, as_json, eis_series)
-        result = analyze(df, area, thickness_cm=thickness, circuit=circuit, spectrum=spectrum).to_dict()
+        outcome = analyze(df, area, thickness_cm=thickness, circuit=circuit, spectrum=spectrum)
     except (ValueError, OSError) as e:
         raise fail(str(e)) from None
-    result["headline"] = headline(result)
+    result = outcome.to_dict() | {"headline": outcome.headline()}
     if not _show(result, as_json):
         table = Table("parameter", "value", "standard error")
         for name, value in result["fit"]["parameters"].items():
@@ -299,24 +288,11 @@ def analyze_ccd(
     as_json: JsonOption = False,
 ) -> None:
     """Recompute a CCD result from a BDF CSV with the detector live runs use."""
-    import math
+    from labctl.analysis.ccd import CCDAnalyzer
 
-    from labctl.analysis.ccd import analyze_ccd as analyze
-    from labctl.analysis.ccd import load_bdf_csv
-    from labctl.procedures.ccd import headline
-
-    for option, value, bound in (("--area", area, "above 0 cm², e.g. 0.785 for 10 mm"),
-                                 ("--voltage-limit", voltage_limit, "above 0 V, e.g. 1"),
-                                 ("--bulk-resistance", bulk_resistance, "0 Ω (estimate it) or above: R_b from EIS")):
-        if not math.isfinite(value) or value < 0 or (value == 0 and option != "--bulk-resistance"):
-            raise fail(f"{option} must be a finite number, {bound}; got {value:g}")
-    try:
-        result = analyze(load_bdf_csv(file), area, voltage_limit_V=voltage_limit,
-                         ohmic_floor_ohm=bulk_resistance or None).to_dict()
-    except (ValueError, OSError) as e:
-        raise fail(str(e)) from None
-    result["headline"] = headline(result)
-    _show(result, as_json)
+    declared = _declared("ccd", CCDAnalyzer, area, {"voltage_limit_V": voltage_limit,
+                                                    "ohmic_floor_ohm": bulk_resistance or None})
+    _show(_replayed(declared, file), as_json)
 
 
 @analyze_app.command("ce")
@@ -337,28 +313,14 @@ def analyze_ce(
     as_json: JsonOption = False,
 ) -> None:
     """Recompute a Coulombic-efficiency result from a BDF CSV with the analyzer live runs use."""
-    from labctl.analysis.ce import PROTOCOLS, load_bdf_csv, table
-    from labctl.analysis.ce import analyze_ce as analyze
+    from labctl.analysis.ce import CEAnalyzer, table
     from labctl.units import SECONDS_PER_HOUR
 
-    if protocol not in PROTOCOLS:
-        raise fail(f"--protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
-    for option, value in (("--area", area), ("--cutoff", cutoff), ("--time-limit", time_limit),
-                          ("--capacity", capacity), ("--cathode-mass", cathode_mass)):  # fmt: skip
-        if value is not None and not value > 0:
-            raise fail(f"{option} must be above 0, got {value:g}")
-    if protocol != "fullcell" and lower is not None and not lower < 0:
-        raise fail(f"--lower must be below 0 V for a half cell (plating is negative), got {lower:g}")
-    if lower is not None and upper is not None and not upper > lower:
-        raise fail(f"--upper ({upper:g} V) must be above --lower ({lower:g} V)")
-    if reference_cycle is not None and reference_cycle < 0:
-        raise fail(f"--reference-cycle must be a cycle number (0 or more), got {reference_cycle}")
-    try:
-        result = analyze(load_bdf_csv(file), area, protocol=protocol, cutoff_V=cutoff, lower_V=lower, upper_V=upper,
-                         time_limit_s=time_limit * SECONDS_PER_HOUR if time_limit else None, capacity_mAh_cm2=capacity,
-                         cathode_mass_mg=cathode_mass, reference_cycle=reference_cycle).to_dict()  # fmt: skip
-    except (ValueError, OSError) as e:
-        raise fail(str(e)) from None
+    declared = _declared("ce", CEAnalyzer, area, {
+        "protocol": protocol, "cutoff_V": cutoff, "lower_V": lower, "upper_V": upper,
+        "time_limit_s": None if time_limit is None else time_limit * SECONDS_PER_HOUR, "capacity_mAh_cm2": capacity,
+        "cathode_mass_mg": cathode_mass, "reference_cycle": reference_cycle})  # fmt: skip
+    result = _replayed(declared, file)
     if not _show(result, as_json):
         headers, rows = table(result, all_rows=show_all)
         cycles = Table(*headers)
@@ -367,6 +329,30 @@ def analyze_ce(
         for row in rows:
             cycles.add_row(*row)
         out.print(cycles)
+
+
+def _declared(kind: str, factory: Any, area: float, settings: dict[str, Any]) -> Any:
+    """The analysis the options ask for; a bad option exits 2 naming it (the analyzer checks its settings)."""
+    from labctl.analysis.checks import SettingError
+    from labctl.analysis.replay import OPTIONS, Analysis
+
+    declared = Analysis(kind, factory, area, settings)
+    try:
+        declared.analyzer()
+    except SettingError as e:
+        raise fail(f"{OPTIONS[e.setting][0]}: {e}") from None
+    return declared
+
+
+def _replayed(declared: Any, file: Path) -> dict[str, Any]:
+    """The result of ``file`` through the declared analysis, with its headline; unreadable data exits 2."""
+    from labctl.analysis.timeseries import load_bdf_csv
+
+    try:
+        outcome = declared.replay(load_bdf_csv(file))
+    except (ValueError, OSError) as e:
+        raise fail(str(e)) from None
+    return outcome.to_dict() | {"headline": outcome.headline()}
 
 
 def _show(result: dict[str, Any], as_json: bool) -> bool:
