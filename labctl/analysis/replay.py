@@ -1,6 +1,6 @@
 """Feed a recorded BDF time series through any streaming analyzer, row by row as a live run feeds it.
 
-One function serves ``labctl analyze``, the run browser's re-analysis (:mod:`labctl.reanalysis`) and, later, a run
+One function serves ``labctl analyze``, the run browser's re-analysis (:mod:`labctl.engine.reanalysis`) and, later, a run
 resumed after a crash: whatever the analyzer, the file is read the same way (:mod:`labctl.analysis.segments`).
 """
 

@@ -2,7 +2,7 @@
 
 Opening a run builds its :class:`RunState` from its folder and emits ``opened`` (the main window shows it in a
 :class:`RunView`). Re-running the analysis calls the functions ``labctl analyze ccd|ce|eis`` use, with the run's
-own settings (:mod:`labctl.reanalysis`). Exports write the time series as BDF parquet, each spectrum as a ZView
+own settings (:mod:`labctl.engine.reanalysis`). Exports write the time series as BDF parquet, each spectrum as a ZView
 ``.z`` file and the run view's plots as PNG (:mod:`labctl.gui.export`).
 """
 
@@ -26,11 +26,11 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from labctl.engine.reanalysis import Reanalysis, reanalyze
 from labctl.gui import export
 from labctl.gui.run_view import RunView
 from labctl.gui.worker import Worker
 from labctl.live.state import RunState
-from labctl.reanalysis import Reanalysis, reanalyze
 from labctl.store import RunRecord, Store
 
 COLUMNS = ("Run", "Procedure", "Cell", "Status", "Started (UTC)", "Result")

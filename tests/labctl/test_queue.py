@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from labctl.bench import SimConfig, open_bench, start_sim_bench
 from labctl.cli import app
-from labctl.cli_queue import parse_duration_s, parse_start
+from labctl.cli.queue import parse_duration_s, parse_start
 from labctl.queue import Entry, QueueDB, QueueError, due, waiting_for
 from labctl.queue.daemon import Daemon, run_command
 from labctl.queue.db import iso

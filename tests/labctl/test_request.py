@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from labctl.cli_options import error_text
+from labctl.cli.options import error_text
 from labctl.procedures import ParameterError
 from labctl.queue import Entry, QueueDB, plan
 from labctl.request import RequestError, RunRequest, Schedule

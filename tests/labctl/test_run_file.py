@@ -6,9 +6,9 @@ import pytest
 from typer.testing import CliRunner
 
 from labctl.cli import app
+from labctl.cli.run_file import RunFileError, load_run_file, request_of
 from labctl.queue import QueueDB
 from labctl.request import RunRequest
-from labctl.run_file import RunFileError, load_run_file, request_of
 from labctl.store import Store
 
 CCD = """

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from labctl.cli_options import StoreOption
+from labctl.cli.options import StoreOption
 from labctl.store import default_root
 
 

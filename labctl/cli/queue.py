@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from labctl.cli_options import (
+from labctl.cli.options import (
     BenchOption,
     CellOption,
     JsonOption,
@@ -77,10 +77,10 @@ def queue_add(
 ) -> None:
     """Queue a run (or one per cell with --count). Everything is checked now; a bad entry is refused."""
     from labctl.bench import BenchError
+    from labctl.cli.run_file import RunFileError
     from labctl.procedures.base import ParameterError
     from labctl.queue.entries import plan
     from labctl.request import RequestError, Schedule
-    from labctl.run_file import RunFileError
 
     queue = _queue(store)
     try:

@@ -21,9 +21,9 @@ from rich.table import Table
 from rich.text import Text
 
 from labctl.bench import BenchError
-from labctl.cli_deposition import FilmError, deposition_app, film_line, film_of
-from labctl.cli_gui import gui
-from labctl.cli_options import (
+from labctl.cli.deposition import FilmError, deposition_app, film_line, film_of
+from labctl.cli.gui import gui
+from labctl.cli.options import (
     BenchOption,
     CellOption,
     JsonOption,
@@ -34,7 +34,7 @@ from labctl.cli_options import (
     cli_request,
     error_text,
 )
-from labctl.cli_queue import queue_app, serve
+from labctl.cli.queue import queue_app, serve
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 sim_app = typer.Typer(no_args_is_help=True, help="Simulated benches: emulators on 127.0.0.1.")
@@ -77,12 +77,12 @@ def run(
 ) -> None:
     """Run a procedure on a bench and store its data; prints the result."""
     from labctl.bench import open_bench
+    from labctl.cli.progress import TerminalProgress
+    from labctl.cli.run_file import RunFileError
     from labctl.engine.runner import Listeners, Runner
     from labctl.live.feed import RunFeed
     from labctl.procedures import ParameterError
-    from labctl.progress import TerminalProgress
     from labctl.request import RequestError
-    from labctl.run_file import RunFileError
     from labctl.store import Store
 
     try:

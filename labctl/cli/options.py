@@ -27,8 +27,8 @@ def cli_request(argument: str, *, bench: str | None, params: list[str] | None, c
                 channel: int | None) -> RunRequest:
     """The request a procedure name or run file describes, with the command line's options on top; RunFileError
     or ParameterError (a ``-p`` that is no ``name=value``)."""
+    from labctl.cli.run_file import request_of
     from labctl.procedures.base import parse_params
-    from labctl.run_file import request_of
 
     request = request_of(argument)
     return request.with_options(bench=bench, params=parse_params(params or []), cell=cell, seed=seed,
