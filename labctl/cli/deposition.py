@@ -13,16 +13,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
+from labctl.cli.console import fail, out
 from labctl.store import Store
 from labctl.store.folder import RESULTS, read_json
 
 TOOLING_PCT = (10.0, 399.0)  # what the monitor accepts (research/instruments.md §6.5)
 
 deposition_app = typer.Typer(no_args_is_help=True, help="Thin-film deposition: tooling calibration.")
-out = Console()
-err = Console(stderr=True)
 
 
 class FilmError(ValueError):
@@ -50,8 +48,7 @@ def calibrate_tooling(
     try:
         tooling_new = new_tooling_pct(tooling, measured, monitor)
     except ValueError as e:
-        err.print(f"[red]error:[/] {e}", highlight=False)
-        raise typer.Exit(2) from None
+        raise fail(str(e)) from None
     low, high = TOOLING_PCT
     if as_json:
         print(
@@ -71,12 +68,8 @@ def calibrate_tooling(
             f"tooling {tooling:g} % × measured/monitor {films} nm → [bold]{tooling_new:.1f} %[/]", highlight=False
         )
     if not low <= tooling_new <= high:
-        err.print(
-            f"[red]error:[/] {tooling_new:.1f} % is outside what the monitor accepts ({low:g} to {high:g} %): "
-            "check the measurement and the crystal's position",
-            highlight=False,
-        )
-        raise typer.Exit(2)
+        raise fail(f"{tooling_new:.1f} % is outside what the monitor accepts ({low:g} to {high:g} %): "
+                   "check the measurement and the crystal's position")
 
 
 def film_of(store: Store, run_id: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from labctl.bench import BenchError
+from labctl.cli.console import err, fail, out
 from labctl.cli.deposition import FilmError, deposition_app, film_line, film_of
 from labctl.cli.gui import gui
 from labctl.cli.options import (
@@ -46,8 +47,6 @@ app.add_typer(analyze_app, name="analyze")
 app.add_typer(deposition_app, name="deposition")
 app.add_typer(queue_app, name="queue")
 
-out = Console()
-err = Console(stderr=True)
 SERIES_WIDTH = 140  # columns of a spectra series table written to a file or pipe (a terminal gets its own width)
 
 
@@ -57,11 +56,6 @@ def _setup() -> None:
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("labctl").setLevel(logging.WARNING)
 
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
 
 
 @app.command()

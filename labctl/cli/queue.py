@@ -18,10 +18,9 @@ from typing import Annotated
 
 import typer
 from rich import box
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from labctl.cli.console import err, fail, out
 from labctl.cli.options import (
     BenchOption,
     CellOption,
@@ -38,15 +37,8 @@ from labctl.store import default_root, registry_path
 
 queue_app = typer.Typer(no_args_is_help=True, help="The run queue that `labctl serve` executes.")
 
-out = Console()
-err = Console(stderr=True)
 
 EntryArgument = Annotated[int, typer.Argument(help="Queue entry id (`labctl queue list` shows them)")]
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/] {escape(message)}", highlight=False)
-    return typer.Exit(code)
 
 
 def _queue(store: Path | None) -> QueueDB:
@@ -89,7 +81,7 @@ def queue_add(
                         rest_s=parse_duration_s(rest))  # fmt: skip
         entries = plan(request.model_copy(update={"schedule": when}), queue, count=count, hold=hold)
     except (QueueError, RunFileError, RequestError, ParameterError, BenchError) as e:
-        raise _fail(error_text(e)) from None
+        raise fail(error_text(e)) from None
     ids = queue.add(entries)
     if as_json:
         print(json.dumps([queue.require(i).to_dict() for i in ids], indent=2))
@@ -136,7 +128,7 @@ def queue_show(entry_id: EntryArgument, store: StoreOption = None) -> None:
     try:
         entry = _queue(store).require(entry_id)
     except QueueError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     print(json.dumps({**entry.to_dict(), "command": run_command(entry, root)[3:], "log": str(entry_log(root, entry_id))},
                      indent=2))
 
@@ -148,7 +140,7 @@ def queue_move(entry_id: EntryArgument, position: Annotated[int, typer.Argument(
     try:
         _queue(store).move(entry_id, position)
     except QueueError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     out.print(f"Entry {entry_id} moved to place {position}")
 
 
@@ -164,7 +156,7 @@ def queue_cancel(entry_id: EntryArgument, store: StoreOption = None) -> None:
             return
         queue.set_waiting_state(entry_id, "cancelled")
     except QueueError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     out.print(f"Entry {entry_id} cancelled")
 
 
@@ -184,7 +176,7 @@ def _set_state(store: Path | None, entry_id: int, state: str) -> None:
     try:
         _queue(store).set_waiting_state(entry_id, state)
     except QueueError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     out.print(f"Entry {entry_id} {state}")
 
 
@@ -202,7 +194,7 @@ def serve(
 
     root = (store or default_root()).resolve()
     if pid := daemon_pid(root):
-        raise _fail(f"labctl serve already runs for the store {root} (pid {pid}); stop it with `kill {pid}` first, "
+        raise fail(f"labctl serve already runs for the store {root} (pid {pid}); stop it with `kill {pid}` first, "
                     "or give another --store")
     (root / LOGS).mkdir(parents=True, exist_ok=True)
     if detach:
@@ -214,7 +206,7 @@ def serve(
     try:
         daemon.serve()
     except QueueError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
 
 
 def _detach(root: Path, notify: str | None, poll: float) -> int:
@@ -230,8 +222,7 @@ def _detach(root: Path, notify: str | None, poll: float) -> int:
     while (pid := daemon_pid(root)) != proc.pid and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     if pid != proc.pid:
-        err.print(f"[red]error:[/] labctl serve did not start; see {root / LOGS / SERVE_LOG}", highlight=False)
-        return 1
+        raise fail(f"labctl serve did not start; see {root / LOGS / SERVE_LOG}", code=1)
     out.print(f"labctl serve runs in the background, pid {pid}; log {root / LOGS / SERVE_LOG}; stop it with "
               f"`kill {pid}`", highlight=False)
     return 0
