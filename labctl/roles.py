@@ -87,6 +87,10 @@ class Clock(Protocol):
         end) unless ``stop_at_event`` is False, as a fast poll on hardware would see it at once."""
         ...
 
+    def now(self) -> float:
+        """Test time in s from an arbitrary origin (differences only): virtual time on a simulated bench."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -54,8 +54,8 @@ import socket
 from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
 
+from labctl.sim_instruments.cell import BiasedCell, ImpedanceCell
 from labctl.sim_instruments.clock import VirtualClock
 from labctl.sim_instruments.tcp import TcpServer
 
@@ -97,27 +97,6 @@ IMPEDANCE_SOURCES = {(1, 3), (2, 3)}  # V1/I, V2/I
 
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _COMMAND = re.compile(r"[ \t]*(\*[A-Za-z]{3}\??|[A-Za-z]{2})[ \t]*(.*?)[ \t]*")
-
-
-@runtime_checkable
-class ImpedanceCell(Protocol):
-    """What the analyzer measures: the cell's impedance now, with measurement noise (ohm, Z'' < 0 capacitive)."""
-
-    def measured_impedance(self, frequency_Hz: float) -> complex: ...
-
-
-@runtime_checkable
-class BiasedCell(ImpedanceCell, Protocol):
-    """A cell with a DC model: while the analyzer holds its bias, the cell carries the DC current it draws at that
-    voltage and its state moves (sim_instruments/dc_bias.py). Cells without one are measured as if unbiased."""
-
-    def hold_bias(self, voltage_V: float | None) -> float:
-        """Hold the terminals at ``voltage_V`` (None: let go); the DC current this drives now, A."""
-        ...
-
-    def pass_bias(self, dt_s: float) -> None:
-        """Let ``dt_s`` seconds pass at the held bias (time a cycler channel integrated meanwhile counts once)."""
-        ...
 
 
 class CommandError(ValueError):
@@ -193,8 +172,8 @@ class _Link:
 
     def max_step(self) -> float:
         self._emulator.clock.unregister(self)
-        took = self._emulator._take_input(self)
-        return 0.0 if took else math.inf  # 0: a shortest substep, so a measurement started now takes part next
+        self._emulator._take_input(self)  # a measurement this starts joins the clock, which bounds the step again
+        return math.inf
 
     def advance(self, dt: float) -> bool:
         return False

@@ -2,9 +2,10 @@
 
 - One daemon per store: it holds an exclusive lock on ``<store>/serve.lock`` (which holds its pid); the
   lock goes with the process, so a daemon killed with kill -9 leaves no stale lock.
-- Each run is exactly a ``labctl run`` (``python -m labctl run … --store``) in its own session, its output in
-  ``<store>/logs/queue-<entry>.log``; the daemon's own log is ``<store>/logs/serve.log``. On Linux a child gets
-  SIGTERM if the daemon dies (``PR_SET_PDEATHSIG``), so no run goes on unwatched.
+- Each run is exactly a ``labctl run`` (``labctl run … --store``) in its own session, forked from a warm fork
+  server so runs share the imported modules (``spawn.py``), its output in ``<store>/logs/queue-<entry>.log``;
+  the daemon's own log is ``<store>/logs/serve.log``. A run gets SIGTERM if the daemon dies, so no run goes on
+  unwatched.
 - SIGTERM or Ctrl-C to the daemon sends SIGINT to every child: each rests its channel and ends ``aborted``.
 - On start it recovers: an entry left ``running`` by a dead daemon ends as its run ended, or ``interrupted``
   if the run did not end (its data stay as written); the channel of an interrupted run is put at rest.
@@ -14,7 +15,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import logging
 import os
@@ -32,6 +32,7 @@ from typing import IO, Any
 
 from labctl.queue.db import ENDED, Entry, QueueDB, QueueError, iso, utc_now
 from labctl.queue.schedule import due
+from labctl.queue.spawn import RunProcess, start_run
 from labctl.store import Store, registry_path
 from labctl.store.registry import process_alive
 
@@ -40,7 +41,6 @@ log = logging.getLogger("labctl.serve")
 LOCK = "serve.lock"
 LOGS = "logs"
 SERVE_LOG = "serve.log"
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def entry_log(root: Path, entry_id: int) -> Path:
@@ -48,14 +48,13 @@ def entry_log(root: Path, entry_id: int) -> Path:
 
 
 def run_command(entry: Entry, root: Path) -> list[str]:
-    """The ``labctl run`` command line of an entry."""
-    cmd = [sys.executable, "-m", "labctl", "run", entry.procedure, "--bench", entry.bench, "--store", str(root)]
-    for name, value in entry.params.items():
-        cmd += ["-p", f"{name}={value}"]
-    for option, value in (("--cell", entry.cell), ("--seed", entry.seed), ("--channel", entry.channel)):
-        if value is not None:
-            cmd += [option, str(value)]
-    return cmd
+    """The ``labctl run`` command line of an entry: its request as an operator would type it."""
+    return [sys.executable, "-m", "labctl", *run_arguments(entry, root)]
+
+
+def run_arguments(entry: Entry, root: Path) -> list[str]:
+    """The arguments of ``labctl`` that run an entry (what the forked run executes)."""
+    return ["run", *entry.run_arguments(), "--store", str(root)]
 
 
 def daemon_pid(root: Path) -> int | None:
@@ -89,23 +88,10 @@ def _take_lock(root: Path) -> IO[str]:
     return f
 
 
-def _die_with(parent: int) -> Callable[[], None]:
-    """A child's pre-exec step: SIGTERM when ``parent`` dies (Linux), and exit now if it already has."""
-    prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
-
-    def setup() -> None:
-        if prctl is not None:
-            prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return setup
-
-
 @dataclass
 class Child:
     entry: Entry
-    proc: subprocess.Popen[bytes]
+    proc: RunProcess
     since: str  # wall time at start, to find the run it registers
     run_id: str | None = None
     stopping: bool = False
@@ -179,12 +165,8 @@ class Daemon:
             return  # held or cancelled from another shell since the queue was read
         since = iso(utc_now())
         path = entry_log(self.root, entry.id)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         try:
-            with path.open("ab") as out:
-                proc = subprocess.Popen(run_command(entry, self.root), stdin=subprocess.DEVNULL, stdout=out,
-                                        stderr=subprocess.STDOUT, start_new_session=True,
-                                        preexec_fn=_die_with(os.getpid()), env=env)  # fmt: skip
+            proc = start_run(run_arguments(entry, self.root), path)  # forked warm (labctl/queue/spawn.py)
         except OSError as e:
             self.queue.end(entry.id, "failed", {"error": f"could not start labctl run: {e}"}, self.clock())
             log.error("entry %d: could not start labctl run: %s", entry.id, e)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import time
 from pathlib import Path
 
-from labctl.queue.spawn import start_run
+from labctl.queue.spawn import RUN_MODULES, start_run
 
 SHORT_CCD = ("ccd", "--bench", "sim", "--cell", "Ag|Mg", "-p", "stop_density=0.5")
 LONG_CCD = ("ccd", "--bench", "sim", "--cell", "Ag|Mg", "-p", "sample_interval=1")
@@ -50,3 +51,9 @@ def test_a_forked_run_in_its_own_session_shares_the_warm_modules_and_stops_in_or
     run.send_signal(signal.SIGINT)
     assert run.wait() == 130
     assert "aborted" in log.read_text()
+
+
+def test_every_module_the_fork_server_preloads_exists():
+    """A renamed module would silently leave each run to import it (and its memory) itself."""
+    for name in RUN_MODULES:
+        assert importlib.util.find_spec(name) is not None, name

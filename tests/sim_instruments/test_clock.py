@@ -94,6 +94,23 @@ def test_unregistered_participant_is_left_alone():
     assert alarm.substeps == [] and clock.now == 5.0
 
 
+def test_a_participant_joining_while_the_step_is_bounded_counts_from_the_start_of_the_advance():
+    """As an analyzer taking in an SI at the start of a wait: its measurement runs from then, not a substep later."""
+    clock, alarm = VirtualClock(), Alarm(4.0)
+
+    class Door:
+        def max_step(self) -> float:
+            clock.unregister(self)
+            clock.register(alarm)
+            return math.inf
+
+        def advance(self, dt: float) -> bool:
+            return False
+
+    clock.register(Door())
+    assert clock.advance(10) == (4.0, True)
+
+
 @pytest.mark.parametrize("dt", [-1.0, math.nan, math.inf])
 def test_advance_refuses_bad_dt(dt):
     with pytest.raises(ValueError, match="dt must be a finite number of seconds >= 0"):
@@ -233,6 +250,27 @@ def test_sim_clock_steps_the_bench(served):
     assert eventually(lambda: not clock.stepped)
 
 
+def test_sim_clock_in_the_process_of_its_bench_steps_it_by_a_call_not_a_round_trip(served, monkeypatch):
+    clock, server = served
+    lines = []
+    reply = server._reply
+    monkeypatch.setattr(server, "_reply", lambda line, session: (lines.append(line), reply(line, session))[1])
+    clock.register(Alarm(25.0))
+    sim = SimClock(*server.address)
+    sim.wait(10)
+    assert sim.now() == 10.0 and sim.advance(60) == (25.0, True) and sim.advance(5, stop_at_event=False) == (30.0, False)
+    assert [json.loads(line)["op"] for line in lines] == ["advance"]  # only the one that takes hold of the clock
+    sim.close()
+    assert eventually(lambda: not clock.stepped)  # closing the connection still lets the clock run free
+
+
+def test_sim_clock_reports_a_failure_inside_the_simulation(served):
+    clock, server = served
+    clock.register(Broken())
+    with pytest.raises(RuntimeError, match="cell model diverged"):
+        SimClock(*server.address).wait(1)
+
+
 def test_sim_clock_refuses_bad_seconds_before_sending(served):
     sim = SimClock(*served[1].address)
     for bad in (-1, math.nan, math.inf, "10"):
@@ -263,3 +301,16 @@ def test_wall_clock_waits_and_refuses_negative_seconds():
     with pytest.raises(ValueError):
         clock.wait(-0.5)
     clock.close()
+
+
+def test_the_clock_role_declares_now_which_both_clocks_tell():
+    class WaitsOnly:
+        def wait(self, seconds: float, *, stop_at_event: bool = True) -> None: ...
+
+        def close(self) -> None: ...
+
+    assert not isinstance(WaitsOnly(), Clock)  # a procedure may read the time (deposition does)
+    wall = WallClock()
+    before = wall.now()
+    wall.wait(0.01)
+    assert wall.now() - before >= 0.01
