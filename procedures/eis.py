@@ -19,7 +19,7 @@ from typing import ClassVar
 
 from pymeasure.experiment import FloatParameter, IntegerParameter, ListParameter, Parameter
 
-from labctl.analysis.eis import analyze_spectrum, brief, headline
+from labctl.analysis.eis import SpectrumAnalysis, analyze_spectrum, brief, headline
 from labctl.analysis.zview import format_z
 from labctl.procedures.base import LabProcedure, ParameterError
 from labctl.procedures.spectrum import log_frequencies, measure_spectrum
@@ -47,6 +47,11 @@ class SpectrumParameters:
     eis_upper_voltage = FloatParameter(
         "EIS upper voltage limit", units="V", minimum=BIAS_RANGE_V[0], maximum=BIAS_RANGE_V[1],
         default=EIS_VOLTAGE_LIMITS_V[1], description="Highest cell voltage a spectrum may reach (bias plus AC peak)")
+
+    def spectrum_analysis(self) -> SpectrumAnalysis:
+        """How a spectrum of this run is analysed (the EIS procedures declare it as their analysis; procedures that
+        mix these parameters in for occasional spectra keep their own)."""
+        return SpectrumAnalysis(self.area_cm2, self.thickness or None, self.circuit)  # type: ignore[attr-defined]
 
     def frequencies(self) -> list[float]:
         return log_frequencies(self.start_frequency, self.stop_frequency, self.points_per_decade)
@@ -105,6 +110,10 @@ class EISProcedure(SpectrumParameters, LabProcedure):
     def check(self) -> None:
         self.check_frequencies()
         self.check_voltage_limits()
+
+    def analysis(self) -> SpectrumAnalysis:
+        """The analysis of this run's spectrum, live and from its files."""
+        return self.spectrum_analysis()
 
     def startup(self) -> None:
         self.analyzer = self.bench.role("impedance")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from pymeasure.experiment import FloatParameter, IntegerParameter, Parameter
 
+from labctl.analysis.eis import SpectrumAnalysis
 from labctl.procedures.base import ParameterError
 from labctl.procedures.cycling import CyclingProcedure
 from labctl.procedures.eis import SpectrumParameters
@@ -71,6 +72,10 @@ class InSituEISProcedure(SpectrumParameters, CyclingProcedure):
         if self.lower_voltage >= self.upper_voltage:
             raise ParameterError(f"lower_voltage: {self.lower_voltage:g} V must be below upper_voltage "
                                  f"{self.upper_voltage:g} V")
+
+    def analysis(self) -> SpectrumAnalysis:
+        """The analysis of this run's last spectrum from its files (the live run fits every spectrum the same way)."""
+        return self.spectrum_analysis()
 
     def estimated_duration_s(self) -> float:
         return 2 * self.cycles * self.half_cycle_capacity / self.current_density * SECONDS_PER_HOUR

@@ -60,6 +60,7 @@ from labctl.analysis.spectrum import SpectrumFeatures, check_spectrum, spectrum_
 from labctl.bdf_columns import FREQUENCY, SPECTRUM, SPECTRUM_INDEX
 from labctl.bdf_columns import IMAGINARY_IMPEDANCE as IMAGINARY
 from labctl.bdf_columns import REAL_IMPEDANCE as REAL
+from labctl.store.folder import SPECTRA
 
 __all__ = ["DEFAULT_CIRCUIT", "EISResult", "FitResult", "analyze_eis", "analyze_spectrum", "brief", "check_spectrum",
            "fit_circuit", "headline", "initial_guess", "load_spectrum_csv"]
@@ -518,6 +519,32 @@ def analyze_eis(df: pd.DataFrame, area_cm2: float, thickness_cm: float | None = 
     f = _numbers(df, FREQUENCY)
     z = _numbers(df, REAL) + 1j * _numbers(df, IMAGINARY)
     return analyze_spectrum(f, z, area_cm2, thickness_cm, circuit, spectrum=spectrum)
+
+
+@dataclass(frozen=True)
+class SpectrumAnalysis:
+    """An EIS procedure's analysis of its stored spectra, declared once (``procedure.analysis()``) and used by
+    re-analysis and for the equivalent ``labctl analyze eis`` command: the last spectrum, fitted as live."""
+
+    area_cm2: float
+    thickness_cm: float | None
+    circuit: str
+    kind = "eis"  # the `labctl analyze` command
+    source = SPECTRA  # the run-folder file it reads
+
+    def analyze(self, path: Path) -> EISResult:
+        return analyze_eis(load_spectrum_csv(path), self.area_cm2, thickness_cm=self.thickness_cm,
+                           circuit=self.circuit)
+
+    def command(self, path: Path, result: EISResult) -> str:
+        """The command that gives ``result`` again; ``--spectrum`` names it when the file holds several (without it
+        the command fits them all)."""
+        words = [f"labctl analyze eis {path} --area {self.area_cm2:.6g} --circuit '{self.circuit}'"]
+        if result.spectrum is not None:
+            words.append(f"--spectrum {result.spectrum}")
+        if self.thickness_cm:
+            words.append(f"--thickness {self.thickness_cm:g}")
+        return " ".join(words)
 
 
 def load_spectrum_csv(path: str | Path) -> pd.DataFrame:

@@ -15,8 +15,9 @@ from typing import Any, Protocol
 import pandas as pd
 
 from labctl.analysis.segments import Row, Split, frame_rows
-from labctl.analysis.timeseries import CURRENT, CYCLE, STEP, TIME, VOLTAGE, checked_series, numbers
+from labctl.analysis.timeseries import CURRENT, CYCLE, STEP, TIME, VOLTAGE, checked_series, load_bdf_csv, numbers
 from labctl.bdf_columns import CHARGE_CAPACITY, COUNTER_MACHINE_LABELS, DISCHARGE_CAPACITY
+from labctl.store.folder import TIMESERIES
 from labctl.units import SECONDS_PER_HOUR
 
 # analyzer setting → `labctl analyze` option and the divisor from the setting's unit to the option's
@@ -60,7 +61,13 @@ class Analysis:
         """The result of a fresh analyzer over a recorded time series."""
         return replay(frame, self.analyzer())
 
-    def command(self, file: Path) -> str:
+    source = TIMESERIES  # the run-folder file it reads
+
+    def analyze(self, path: Path) -> Any:
+        """The result over a recorded time series file."""
+        return self.replay(load_bdf_csv(path))
+
+    def command(self, file: Path, result: Any = None) -> str:
         """The ``labctl analyze`` command line that gives the same result for ``file``."""
         words = [f"labctl analyze {self.kind} {file} --area {self.area_cm2:.6g}"]
         for name, value in self.settings.items():

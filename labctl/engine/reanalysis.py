@@ -1,10 +1,10 @@
 """Re-run a stored run's analysis from its files, as ``labctl analyze ccd|ce|eis`` does, with the run's own settings.
 
 The run's procedure is rebuilt from ``metadata.json`` (parameters with their values), so the area, limits and circuit
-are the ones the live run used: a cycling procedure declares its analysis once (``procedure.analysis()``: analyzer
-and settings), which its live run, this module and the equivalent ``labctl analyze`` command share; its time series
-is replayed through it (:func:`labctl.analysis.replay.replay`). Spectra go through the CLI's EIS analysis. No Qt: the
-run browser calls it, a script may too.
+are the ones the live run used: a procedure declares its analysis once (``procedure.analysis()``: what it reads,
+how, with which settings), which its live run, this module and the equivalent ``labctl analyze`` command share: a
+time series is replayed through its analyzer (:func:`labctl.analysis.replay.replay`), a spectrum fitted
+(:class:`labctl.analysis.eis.SpectrumAnalysis`). No Qt: the run browser calls it, a script may too.
 """
 
 from __future__ import annotations
@@ -13,11 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labctl.analysis.replay import Analysis
-from labctl.analysis.timeseries import load_bdf_csv
 from labctl.procedures import PROCEDURES, LabProcedure
-from labctl.procedures.eis import SpectrumParameters
-from labctl.store.folder import METADATA, RESULTS, SPECTRA, TIMESERIES, read_json
+from labctl.store.folder import METADATA, RESULTS, read_json
 
 
 @dataclass(frozen=True)
@@ -36,15 +33,15 @@ def reanalyze(folder: Path) -> Reanalysis:
     metadata = read_json(folder / METADATA)
     procedure = rebuilt_procedure(metadata)
     stored = read_json(folder / RESULTS).get("headline") if (folder / RESULTS).exists() else None
-    declared = getattr(procedure, "analysis", None)
-    if declared is not None:
-        analysis, result, command = _time_series(folder, declared())
-    elif isinstance(procedure, SpectrumParameters):
-        analysis, result, command = _eis(folder, procedure)
-    else:
+    declare = getattr(procedure, "analysis", None)
+    if declare is None:
         raise ValueError(f"{procedure.NAME} runs have no offline analysis; `labctl analyze` covers CCD, CE "
                          "(ce-*, fullcell*, rate) and EIS (eis, insitu-eis) runs")
-    return Reanalysis(analysis, result, command, stored)
+    declared = declare()
+    path = _file(folder, declared.source)
+    outcome = declared.analyze(path)
+    result = outcome.to_dict() | {"headline": outcome.headline()}
+    return Reanalysis(declared.kind, result, declared.command(path, outcome), stored)
 
 
 def rebuilt_procedure(metadata: dict[str, Any]) -> LabProcedure:
@@ -55,25 +52,6 @@ def rebuilt_procedure(metadata: dict[str, Any]) -> LabProcedure:
                          f"{', '.join(PROCEDURES)}")
     values = {key: p["value"] for key, p in metadata.get("parameters", {}).items()}
     return PROCEDURES[name](**values)
-
-
-def _time_series(folder: Path, declared: Analysis) -> tuple[str, dict[str, Any], str]:
-    """Replay the run's time series through the analysis its procedure declares."""
-    path = _file(folder, TIMESERIES)
-    outcome = declared.replay(load_bdf_csv(path))
-    return declared.kind, outcome.to_dict() | {"headline": outcome.headline()}, declared.command(path)
-
-
-def _eis(folder: Path, p: SpectrumParameters) -> tuple[str, dict[str, Any], str]:
-    from labctl.analysis.eis import analyze_eis, load_spectrum_csv
-
-    area, thickness = p.area_cm2, p.thickness or None  # type: ignore[attr-defined]
-    outcome = analyze_eis(load_spectrum_csv(_file(folder, SPECTRA)), area, thickness_cm=thickness, circuit=p.circuit)
-    result = outcome.to_dict() | {"headline": outcome.headline()}
-    command = f"labctl analyze eis {folder / SPECTRA} --area {area:.6g} --circuit '{p.circuit}'"
-    if result["spectrum"] is not None:  # the last of several: without --spectrum the command fits them all
-        command += f" --spectrum {result['spectrum']}"
-    return "eis", result, command + (f" --thickness {thickness:g}" if thickness else "")
 
 
 def _file(folder: Path, name: str) -> Path:
