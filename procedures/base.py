@@ -110,6 +110,8 @@ def set_parameters(procedure: LabProcedure, values: dict[str, str]) -> None:
         p = objects[name]
         try:
             p.value = text
+            if isinstance(p.value, float) and not math.isfinite(p.value):  # NaN slips past a minimum/maximum check
+                raise ValueError("not a finite number")
         except ValueError as e:
             raise ParameterError(f"{name}: {text!r} is not accepted ({_why(p, e)})", (name,)) from None
         setattr(procedure, name, p.value)
