@@ -25,10 +25,16 @@ UNSAFE_STATUSES = {"Unsafe", "Error", "DAQ Memory Unsafe"}
 # (≈0.01 mAh/cm², tens of seconds at 1 mA/cm²) and the ohmic step are caught without sampling a week-long test
 # every second.
 FIRST_WAITS_S = (1.0, 1.0, 2.0, 4.0, 8.0)
+# In a running constant-current segment the cycler regulates |I| to its set-point (Arbin: within 0.1 % of full
+# scale), whatever the cell does, a short included; a reading farther off than this fraction of the set-point is
+# the instrument or the wire, not the cell.
+CURRENT_TOLERANCE = 0.2
+CONSTANT_CURRENT_STATUSES = {"Charge", "Discharge"}  # the cycler's words while it passes a set current
+READ_ATTEMPTS = 2  # reads of an implausible reading before the run ends as an instrument fault
 
 
 class InstrumentFault(RuntimeError):
-    """The instrument reported a state in which the test cannot go on."""
+    """The instrument reported a state in which the test cannot go on, or readings it cannot have measured."""
 
 
 class CyclingProcedure(LabProcedure):
@@ -74,10 +80,11 @@ class CyclingProcedure(LabProcedure):
         self.emit("event", {"kind": "segment_started", "step": self.step_count, "cycle": cycle, "label": label,
                             "current_density_mA_cm2": density_mA_cm2})
         waits = iter(self.FIRST_WAITS_S)
+        set_current_A = density_mA_cm2 * self.area_cm2 / 1000  # 0 for a voltage hold: nothing to compare
         reading = self.cycler.read()
         while not self.should_stop():
             self.clock.wait(min(next(waits, interval_s), interval_s))
-            reading = self.cycler.read()
+            reading = self.read_plausible(set_current_A)
             self.record(reading, cycle=cycle, step=self.step_count, density_mA_cm2=density_mA_cm2)
             if self.observe(reading, cycle, self.step_count):
                 break
@@ -87,6 +94,30 @@ class CyclingProcedure(LabProcedure):
                 break
         return reading
 
+    def read_plausible(self, set_current_A: float) -> CyclerReading:
+        """Read the channel, reading again when the current disagrees with the set-point ``set_current_A`` (A) of a
+        running constant-current segment; raise InstrumentFault if it still does, so that a wrong reading is never
+        analysed as the cell (a 100x current would look like a short)."""
+        for _ in range(READ_ATTEMPTS):
+            reading = self.cycler.read()
+            problem = implausible_current(reading, set_current_A)
+            if problem is None:
+                return reading
+            self.emit("event", {"kind": "implausible_reading", "message": problem, "test_time_s": reading.test_time_s})
+        raise InstrumentFault(f"instrument fault, not the cell: {problem} in {READ_ATTEMPTS} reads; "
+                              "check the cycler channel and its connection")
+
     def observe(self, reading: CyclerReading, cycle: int, step: int) -> bool:
         """Look at one stored reading; True ends the test (e.g. a detected short). Default: nothing to see."""
         return False
+
+
+def implausible_current(r: CyclerReading, set_current_A: float) -> str | None:
+    """Why reading ``r`` cannot be the current of a running constant-current segment set to ``set_current_A`` (A),
+    or None if it can (or nothing was set: a voltage hold, a segment that ended)."""
+    if not set_current_A or not r.segment_active or r.status not in CONSTANT_CURRENT_STATUSES:
+        return None
+    if abs(r.current_A - set_current_A) <= CURRENT_TOLERANCE * abs(set_current_A):
+        return None
+    return (f"current {r.current_A * 1000:.4g} mA read at test time {r.test_time_s:.0f} s in a constant-current "
+            f"segment set to {set_current_A * 1000:.4g} mA")

@@ -37,6 +37,10 @@ CONNECT_TIMEOUT_S = 30.0  # the CTI Instructions' connection timeout
 MAX_FRAME_BYTES = 16 * 2**20  # far above any real feedback; a larger dwLen means a corrupt stream
 MAX_F32 = 3.4028234663852886e38
 MV_INDICES = range(1, 17)  # MV_UD1..MV_UD16
+# Sends of one command before its last error is raised: the first, a reconnect, a re-read. A lost, late or
+# garbled feedback (a 1 % frame-error rate) is then survived, while a cycler that is gone still ends the run
+# within ATTEMPTS * the feedback timeout.
+ATTEMPTS = 3
 
 # A test is in progress on the channel in every status except these.
 STOPPED_STATUSES = frozenset({
@@ -65,7 +69,7 @@ class CTITimeoutError(CTIConnectionError):
 
 
 class _Dropped(CTIConnectionError):
-    """The connection closed or failed mid-exchange; a command reconnects and retries once."""
+    """The connection closed or failed mid-exchange (the command is sent again on a new connection)."""
 
 
 class CTIProtocolError(CTIError):
@@ -159,6 +163,12 @@ def check_float(name: str, value: object) -> float:
     return x
 
 
+def _final(error: CTIError, command: Command) -> CTIError:
+    """The error to raise once every send of ``command`` failed: the last one's kind, saying so."""
+    kind = CTIConnectionError if isinstance(error, _Dropped) else type(error)
+    return kind(f"{command.name} failed {ATTEMPTS} times, also after reconnecting: {error}")
+
+
 def _layout_size(layout: m.Layout) -> int:
     """Total frame size of a fixed-size request: its last argument's end plus the checksum."""
     return max(f.offset + f.size for f in layout.values()) + m.CHECKSUM.size
@@ -170,9 +180,11 @@ class CTIClient:
     ``timeout_s`` bounds the wait for each feedback (the protocol document recommends 10 s);
     ``connect_timeout_s`` bounds the TCP connect. The constructor connects and logs in, so
     :attr:`channel_count` and :attr:`serial_number` are known before any command. A dropped
-    connection is re-opened (connect + login) and the command retried once; a second failure raises
-    :class:`CTIConnectionError`. A START retried after a drop may be refused with "channel running"
-    if the first one reached the cycler. Use as a context manager, or call :meth:`close`.
+    connection, a feedback that does not come within the timeout and a garbled feedback (bad token, length,
+    checksum or command) all end that connection; the command is then sent again on a new one (connect +
+    login), up to :data:`ATTEMPTS` times in all, before the last error is raised. A START retried may be
+    refused with "channel running" if the first one reached the cycler. Use as a context manager, or call
+    :meth:`close`.
     """
 
     def __init__(self, host: str, port: int = DEFAULT_PORT, *, username: str = "admin", password: str = "000000",
@@ -329,17 +341,20 @@ class CTIClient:
                                    f"({len(reply)} bytes)") from e
 
     def _exchange(self, command: Command, body: bytes) -> bytes:
-        """Send one request, return its feedback frame; reconnect and retry once if the connection dropped."""
+        """Send one request, return its feedback frame; on a lost, late or garbled feedback, reconnect and send it
+        again, up to ATTEMPTS sends in all."""
         request = m.frame(command, body, feedback=False)
         with self._lock:
+            for attempt in range(1, ATTEMPTS):
+                try:
+                    return self._attempt(command, request)
+                except (CTIConnectionError, CTIProtocolError) as e:
+                    log.warning("%s (send %d of %d of %s); reconnecting and sending it again",
+                                e, attempt, ATTEMPTS, command.name)
             try:
                 return self._attempt(command, request)
-            except _Dropped as e:
-                log.warning("%s during %s; reconnecting", e, command.name)
-            try:
-                return self._attempt(command, request)
-            except _Dropped as e:
-                raise CTIConnectionError(f"{command.name} failed twice, also after reconnecting: {e}") from e
+            except (CTIConnectionError, CTIProtocolError) as e:
+                raise _final(e, command) from e
 
     def _attempt(self, command: Command, request: bytes) -> bytes:
         if self._sock is None:

@@ -11,6 +11,7 @@ import math
 import pytest
 
 from labctl.drivers.arbin.cti import (
+    ATTEMPTS,
     ChannelInfo,
     CTIClient,
     CTIConnectionError,
@@ -164,19 +165,33 @@ def test_set_meta_variable_failure_names_result_code(cti, login):
             c.set_meta_variable(2, 1, 1.0)
 
 
+def every_send(login, request, reply) -> list:
+    """The transcript of a command whose every send (ATTEMPTS of them, each on a new connection) gets ``reply``."""
+    return [login, (request, reply)] + [login, (request, reply)] * (ATTEMPTS - 1)
+
+
 def test_bad_checksum_in_reply_raises_protocol_error(cti, login):
-    """Frame: the trailing u16 is the byte sum of everything before it (§3.2)."""
+    """Frame: the trailing u16 is the byte sum of everything before it (§3.2); raised once every send got one."""
     good = cti.result_feedback(cti.STOP_FB, 1, 0)
     bad = good[:-2] + bytes([good[-2] ^ 0x01, good[-1]])
-    with cti.replay([login, (cti.stop_request(CH2), bad)]) as server, connect(server) as c:
-        with pytest.raises(CTIProtocolError, match="checksum"):
+    with cti.replay(every_send(login, cti.stop_request(CH2), bad)) as server, connect(server) as c:
+        with pytest.raises(CTIProtocolError, match=f"STOP_SCHEDULE failed {ATTEMPTS} times.*checksum"):
             c.stop(2)
+
+
+def test_one_garbled_reply_is_survived_by_reconnecting_and_reading_again(cti, login):
+    """A 1 % frame-error rate must not end a month-long run: a bad checksum costs one reconnect and re-read."""
+    request = cti.channel_info_request("01 00")
+    good = cti.channels_feedback(cti.channel_record(1, 4, test_time=5.0))
+    bad = good[:-2] + bytes([good[-2] ^ 0x01, good[-1]])
+    with cti.replay([login, (request, bad), login, (request, good)]) as server, connect(server) as c:
+        assert c.channel_info(2).test_time_s == 5.0
 
 
 def test_wrong_token_raises_protocol_error(cti, login):
     """Frame: every frame starts with the token DD DD DD DD DD DD DD 11 (§3.2)."""
     reply = cti.feedback(cti.STOP_FB, bytes(106), token=bytes.fromhex("DD DD DD DD DD DD DD 12"))
-    with cti.replay([login, (cti.stop_request(CH2), reply)]) as server, connect(server) as c:
+    with cti.replay(every_send(login, cti.stop_request(CH2), reply)) as server, connect(server) as c:
         with pytest.raises(CTIProtocolError, match="token"):
             c.stop(2)
 
@@ -184,16 +199,26 @@ def test_wrong_token_raises_protocol_error(cti, login):
 def test_feedback_for_another_command_raises_protocol_error(cti, login):
     """Each request has its own feedback: STOP 0xBB310001 -> 0xBB130001, not START's 0xBB230004 (§3.3)."""
     reply = cti.result_feedback(cti.START_FB, 1, 0)
-    with cti.replay([login, (cti.stop_request(CH2), reply)]) as server, connect(server) as c:
+    with cti.replay(every_send(login, cti.stop_request(CH2), reply)) as server, connect(server) as c:
         with pytest.raises(CTIProtocolError, match="sent STOP_SCHEDULE .* got feedback 0xbb230004"):
             c.stop(2)
 
 
 def test_missing_feedback_times_out(cti, login):
-    """The protocol recommends a feedback timeout (10 s by default; short here) (§3.1)."""
-    with cti.replay([login, (cti.stop_request(CH2), cti.SILENT)]) as server, connect(server, timeout_s=0.2) as c:
+    """The protocol recommends a feedback timeout (10 s by default; short here) (§3.1); every send timed out."""
+    with cti.replay(every_send(login, cti.stop_request(CH2), cti.SILENT)) as server, \
+            connect(server, timeout_s=0.2) as c:
         with pytest.raises(CTITimeoutError, match=r"STOP_SCHEDULE: no complete feedback from 127\.0\.0\.1"):
             c.stop(2)
+
+
+def test_one_missing_feedback_is_survived_by_reconnecting_and_reading_again(cti, login):
+    """A lost or late reply (docs/design.md: the driver times out and reconnects) does not end the run."""
+    request = cti.channel_info_request("01 00")
+    reply = cti.channels_feedback(cti.channel_record(1, 4, test_time=5.0))
+    transcript = [login, (request, cti.SILENT), login, (request, reply)]
+    with cti.replay(transcript) as server, connect(server, timeout_s=0.2) as c:
+        assert c.channel_info(2).status_word == "Rest"
 
 
 def test_reconnects_logs_in_and_retries_after_server_drops_connection(cti, login):
@@ -204,11 +229,10 @@ def test_reconnects_logs_in_and_retries_after_server_drops_connection(cti, login
         assert c.channel_info(2).status_word == "Rest"
 
 
-def test_second_drop_raises_connection_error(cti, login):
-    """Only one reconnect per command; then the failure is reported with host:port."""
-    request = cti.stop_request(CH2)
-    with cti.replay([login, (request, cti.DROP), login, (request, cti.DROP)]) as server, connect(server) as c:
-        with pytest.raises(CTIConnectionError, match=r"STOP_SCHEDULE failed twice.*127\.0\.0\.1:\d+"):
+def test_a_drop_on_every_send_raises_connection_error(cti, login):
+    """The retry budget is bounded: ATTEMPTS sends, then the failure is reported with host:port."""
+    with cti.replay(every_send(login, cti.stop_request(CH2), cti.DROP)) as server, connect(server) as c:
+        with pytest.raises(CTIConnectionError, match=rf"STOP_SCHEDULE failed {ATTEMPTS} times.*127\.0\.0\.1:\d+"):
             c.stop(2)
 
 
