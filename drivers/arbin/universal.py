@@ -21,15 +21,31 @@ voltage that draws no current may read "Rest" in step 3, so for constant voltage
 current" counts nor a step entered on MV_UD1 (the exit condition of the Idle -> 3 jump). Why it ended is
 inferred from the reading against the commanded limits (time run, charge passed) first; the exit-condition
 text and then the current's direction (constant voltage: the one limit left) are fallbacks.
+
+A channel is never left running for long without labctl (docs/queue.md, "What the cell experiences"):
+- Every segment's step time limit on the instrument (MV_UD5) is a lease of at most ``UNWATCHED_LIMIT_S`` beyond
+  the last read, renewed by the reads while the segment runs, down to the requested time limit. A process that
+  dies or stops reading leaves the cycler to end the segment (rest) within that bound; a segment ended by the
+  lease while labctl still reads is an error (labctl fell silent for longer than the bound).
+- A process holds an flock on a per-channel lock file while its test runs there; the lock goes with the
+  process, even on kill -9. ``begin()`` on a channel still running a labctl test whose lock is free (its
+  process died) takes that test over, rests and ends it, then starts; a test whose owner lives, or that
+  labctl did not start, is refused.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import math
+import os
+import re
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
 
 from labctl.drivers.arbin.cti import (
     ChannelInfo,
@@ -54,6 +70,12 @@ CHARGE_RTOL = 1e-3
 SET_MV_NOT_RUNNING = 0x12  # SET_MV result: channel not running
 PASSING_CURRENT = (ChannelStatus.CHARGE, ChannelStatus.DISCHARGE)
 FAILED_AT_START = (ChannelStatus.UNSAFE, ChannelStatus.ERROR, ChannelStatus.DAQ_MEMORY_UNSAFE, ChannelStatus.FINISHED)
+ASSIGN_CHANNEL_RUNNING = 0x14  # ASSIGN_SCHEDULE result: a test runs on the channel
+# Longest a segment runs on the instrument past labctl's last read (s): above the longest sample interval
+# any procedure allows (600 s), so a live run always renews the lease in time.
+UNWATCHED_LIMIT_S = 900.0
+TEST_NAME_PREFIX = "labctl "  # every test labctl starts is named so (procedures/cycling.py)
+LOCK_DIR_ENV = "LABCTL_LOCK_DIR"  # where channel locks live (default: a per-user folder in the temp dir)
 
 
 def reason_from_exit_condition(text: str) -> str | None:
@@ -88,6 +110,7 @@ class _Segment:
     until_charge_Ah: float | None = None
     voltage_V: float | None = None
     until_current_A: float | None = None
+    lease_s: float = UNWATCHED_LIMIT_S  # the step time limit on the instrument now (MV_UD5), s
     seen_current: bool = False
     ended: bool = False
     end_reason: str | None = None
@@ -98,6 +121,7 @@ class UniversalScheduleChannel:
 
     ``channel`` is the physical channel number, 1-based. ``start_timeout_s`` (wall time) bounds the wait
     for the channel to rest in "Idle" after START, polling every ``poll_interval_s`` with ``sleep``.
+    ``unwatched_limit_s`` bounds how long a segment runs on the instrument past the last read (s).
     """
 
     def __init__(
@@ -109,6 +133,7 @@ class UniversalScheduleChannel:
         start_timeout_s: float = 30.0,
         poll_interval_s: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
+        unwatched_limit_s: float = UNWATCHED_LIMIT_S,
     ) -> None:
         if isinstance(channel, bool) or not isinstance(channel, int) or not 1 <= channel <= client.channel_count:
             raise ValueError(f"channel = {channel!r}: the cycler at {client.where} has channels "
@@ -118,6 +143,10 @@ class UniversalScheduleChannel:
         self._start_timeout_s, self._poll_interval_s, self._sleep = start_timeout_s, poll_interval_s, sleep
         self._started = False  # a START of ours may be running on the channel: end() must stop it
         self._segment: _Segment | None = None
+        if not check_float("unwatched_limit_s", unwatched_limit_s) > 0:
+            raise ValueError(f"unwatched_limit_s = {unwatched_limit_s!r} s must be > 0")
+        self._unwatched_s = unwatched_limit_s
+        self._lock = ChannelLock(client.where, channel)
 
     def identity(self) -> dict[str, str]:
         """Make, model, serial number (from login) and physical channel."""
@@ -127,7 +156,14 @@ class UniversalScheduleChannel:
     def begin(self, test_name: str) -> None:
         """Assign the universal schedule, start it as ``test_name`` (<= 72 characters), wait until it rests."""
         check_text("test_name", test_name, 72)
-        self._client.assign_schedule(self._channel, self._schedule)
+        self._lock.acquire()
+        try:
+            self._client.assign_schedule(self._channel, self._schedule)
+        except CTIResultError as e:
+            if e.code != ASSIGN_CHANNEL_RUNNING:
+                raise
+            self._rest_dead_test()
+            self._client.assign_schedule(self._channel, self._schedule)
         self._started = True
         try:
             self._client.start(self._channel, test_name)
@@ -160,13 +196,14 @@ class UniversalScheduleChannel:
         self._require_test()
         info = self._client.channel_info(self._channel)
         self._set(MV_MODE, MODE_IDLE)  # back to Idle first, so no step runs on half-written limits
+        lease = self._lease(until_time_s, 0.0)
         for index, value in ((MV_CURRENT, current), (MV_MAX_VOLTAGE, high), (MV_MIN_VOLTAGE, low),
-                             (MV_TIME, until_time_s or 0.0), (MV_CHARGE, until_charge_Ah or 0.0)):
+                             (MV_TIME, lease), (MV_CHARGE, until_charge_Ah or 0.0)):
             self._set(index, value)
         self._set(MV_MODE, MODE_CONSTANT_CURRENT)
         self._segment = _Segment(current, until_time_s, info.test_time_s,
                                  info.charge_capacity_Ah + info.discharge_capacity_Ah, max_voltage_V=high,
-                                 min_voltage_V=low, until_charge_Ah=until_charge_Ah)
+                                 min_voltage_V=low, until_charge_Ah=until_charge_Ah, lease_s=lease)
 
     def apply_voltage(
         self,
@@ -190,13 +227,14 @@ class UniversalScheduleChannel:
         self._require_test()
         info = self._client.channel_info(self._channel)
         self._set(MV_MODE, MODE_IDLE)  # back to Idle first, so no step runs on half-written limits
-        for index, value in ((MV_CURRENT, clamp), (MV_TIME, until_time_s or 0.0), (MV_VOLTAGE, voltage),
+        lease = self._lease(until_time_s, 0.0)
+        for index, value in ((MV_CURRENT, clamp), (MV_TIME, lease), (MV_VOLTAGE, voltage),
                              (MV_CURRENT_LOW, until_current_A or 0.0)):
             self._set(index, value)
         self._set(MV_MODE, MODE_CONSTANT_VOLTAGE)
         self._segment = _Segment(clamp, until_time_s, info.test_time_s,
                                  info.charge_capacity_Ah + info.discharge_capacity_Ah, voltage_V=voltage,
-                                 until_current_A=until_current_A)
+                                 until_current_A=until_current_A, lease_s=lease)
 
     def rest(self) -> None:
         """End any segment now (MV_UD1 = 0): zero current, the channel rests in "Idle"."""
@@ -214,6 +252,8 @@ class UniversalScheduleChannel:
         """Measure the channel; say whether the last segment still runs and, if it ended, why."""
         info = self._client.channel_info(self._channel)
         active, reason = self._segment_state(info)
+        if active:
+            self._renew_lease(info)
         return CyclerReading(
             test_time_s=info.test_time_s, step_time_s=info.step_time_s, voltage_V=info.voltage_V,
             current_A=info.current_A, charge_capacity_Ah=info.charge_capacity_Ah,
@@ -221,9 +261,16 @@ class UniversalScheduleChannel:
             segment_active=active, end_reason=reason,
         )  # fmt: skip
 
-    def take_over(self) -> bool:
+    def take_over(self, *, force: bool = False) -> bool:
         """Adopt a test left running on this channel by a process that died, so that rest() and end() act on
-        it; True if one was running."""
+        it; True if one was running. CTIError if a live labctl process still runs its test there, unless
+        ``force`` (the operator's ``labctl channel rest``: that run then sees its test ended)."""
+        try:
+            self._lock.acquire()
+        except CTIError as e:
+            if not force:
+                raise
+            log.warning("channel %d: %s; taking it over anyway", self._channel, e)
         self._started = self._client.channel_info(self._channel).running
         return self._started
 
@@ -245,15 +292,47 @@ class UniversalScheduleChannel:
         except CTIError as e:
             log.warning("channel %d: the cycler refused STOP (%s)", self._channel, e)
         self._started = False
+        self._lock.release()
 
     def close(self) -> None:
         """Close the CTI connection (does not stop the test; call end() for that)."""
         self._client.close()
+        self._lock.release()
 
     # --- internals ---
 
     def _set(self, index: int, value: float) -> None:
         self._client.set_meta_variable(self._channel, index, value)
+
+    def _lease(self, until_time_s: float | None, ran_s: float) -> float:
+        """The step time limit to put on the instrument (s): the requested one, or ``UNWATCHED_LIMIT_S`` past
+        ``ran_s`` (an upper bound of the segment's step time now), whichever comes first."""
+        lease = ran_s + self._unwatched_s
+        return min(until_time_s, lease) if until_time_s else lease
+
+    def _renew_lease(self, info: ChannelInfo) -> None:
+        """Push the segment's time limit forward once half the bound is used, so it never ends while read."""
+        seg = self._segment
+        assert seg is not None
+        ran = info.test_time_s - seg.t_cmd_s
+        if seg.lease_s == seg.until_time_s or seg.lease_s - ran > self._unwatched_s / 2:
+            return
+        seg.lease_s = self._lease(seg.until_time_s, ran)
+        self._set(MV_TIME, seg.lease_s)
+
+    def _rest_dead_test(self) -> None:
+        """ASSIGN found a test running: rest and end it if labctl started it and its process died (the lock is
+        ours now), else say who holds the channel."""
+        info = self._client.channel_info(self._channel)
+        if not info.test_name.startswith(TEST_NAME_PREFIX):
+            raise CTIError(f"channel {self._channel} runs test {info.test_name!r}, which labctl did not start; "
+                           f"stop it in MITS Pro or with `labctl channel rest BENCH {self._channel}`")
+        log.warning("channel %d: test %r of a labctl process that died was still running (%s); resting and "
+                    "ending it before starting", self._channel, info.test_name, info.status_word)
+        self._started = True
+        self.rest()
+        self.end()
+        self._lock.acquire()
 
     def _require_test(self) -> None:
         if not self._started:
@@ -299,7 +378,12 @@ class UniversalScheduleChannel:
         else:  # a hold drawing no current rests in step 3 too: it is over only if a limit, not MV_UD1, moved it
             ended = ended_at_once or (entered_after_command and "mv_ud1" not in info.exit_condition.lower())
         if ended:
-            seg.ended, seg.end_reason = True, _end_reason(seg, info, elapsed - info.step_time_s)
+            ran_s = elapsed - info.step_time_s
+            seg.ended, seg.end_reason = True, _end_reason(seg, info, ran_s)
+            if _lease_expired(seg, info, ran_s):
+                raise CTIError(f"channel {self._channel}: the cycler ended the segment after {seg.lease_s:g} s, "
+                               f"its unwatched limit: labctl did not read the channel within "
+                               f"{self._unwatched_s:g} s; the channel rests")
             return False, seg.end_reason
         return True, None
 
@@ -317,6 +401,15 @@ def _end_reason(seg: _Segment, info: ChannelInfo, ran_s: float) -> str | None:
         return "time"
     if seg.voltage_V is not None:
         return _hold_end_reason(seg, info)
+    # At rest the voltage has relaxed from the limit that ended the step.
+    return (_limit_in_reading(seg, info, ran_s) or reason_from_exit_condition(info.exit_condition)
+            or ("voltage_high" if seg.current_A > 0 else "voltage_low"))
+
+
+def _limit_in_reading(seg: _Segment, info: ChannelInfo, ran_s: float) -> str | None:
+    """The constant-current limit the reading shows reached (charge passed, voltage), or None."""
+    if seg.voltage_V is not None:
+        return None
     counters = info.charge_capacity_Ah + info.discharge_capacity_Ah
     measured = counters - seg.counters_Ah if counters >= seg.counters_Ah else counters  # fell: schedule reset them
     passed_Ah = max(measured, abs(seg.current_A) * ran_s / 3600.0)
@@ -326,8 +419,17 @@ def _end_reason(seg: _Segment, info: ChannelInfo, ran_s: float) -> str | None:
         return "voltage_high"
     if info.voltage_V <= seg.min_voltage_V:
         return "voltage_low"
-    # At rest the voltage has relaxed from the limit that ended the step.
-    return reason_from_exit_condition(info.exit_condition) or ("voltage_high" if seg.current_A > 0 else "voltage_low")
+    return None
+
+
+def _lease_expired(seg: _Segment, info: ChannelInfo, ran_s: float) -> bool:
+    """Whether the instrument ended the segment on its unwatched limit (before the requested time), not on a
+    limit the procedure set."""
+    if seg.lease_s == seg.until_time_s or ran_s < seg.lease_s - TIME_TOL_S:
+        return False
+    if seg.voltage_V is not None:
+        return reason_from_exit_condition(info.exit_condition) in ("time", None)
+    return _limit_in_reading(seg, info, ran_s) is None
 
 
 def _hold_end_reason(seg: _Segment, info: ChannelInfo) -> str | None:
@@ -337,3 +439,43 @@ def _hold_end_reason(seg: _Segment, info: ChannelInfo) -> str | None:
     if reason in ("time", "current_low"):
         return reason
     return "current_low" if seg.until_current_A else "time" if seg.until_time_s else None
+
+
+class ChannelLock:
+    """An flock on a per-channel file (cycler address and channel) while this process runs a test there; it
+    goes with the process, so a free lock on a running channel means its labctl process died."""
+
+    def __init__(self, where: str, channel: int) -> None:
+        name = re.sub(r"[^A-Za-z0-9.-]", "_", f"{where}-ch{channel}") + ".lock"
+        self.path = lock_dir() / name
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        """Hold the lock (again: no-op); CTIError naming the holder's pid if a live process holds it."""
+        if self._file is not None:
+            return
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        f = self.path.open("a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            pid = f.read().strip() or "?"
+            f.close()
+            raise CTIError(f"{self.path.stem}: a live labctl process (pid {pid}) runs a test on this channel; "
+                           f"stop that run first (Ctrl-C, `labctl queue cancel`, or `kill {pid}`)") from None
+        f.truncate(0)
+        f.write(str(os.getpid()))
+        f.flush()
+        self._file = f
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def lock_dir() -> Path:
+    """Where channel locks live: ``$LABCTL_LOCK_DIR``, else a per-user folder in the temp dir."""
+    configured = os.environ.get(LOCK_DIR_ENV)
+    return Path(configured) if configured else Path(tempfile.gettempdir()) / f"labctl-{os.getuid()}" / "channels"

@@ -11,8 +11,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from labctl.drivers.arbin.cti import CTIClient, CTIError, CTIResultError
-from labctl.drivers.arbin.universal import UniversalScheduleChannel
+from labctl.drivers.arbin.cti import ATTEMPTS, CTIClient, CTIError, CTIResultError
+from labctl.drivers.arbin.universal import UNWATCHED_LIMIT_S, UniversalScheduleChannel
 from labctl.roles import CyclerChannel
 
 CH2 = "01 00 00 00"
@@ -47,7 +47,7 @@ def mv(cti, index: int, value: float, result: int = 0) -> tuple[bytes, bytes]:
     return cti.set_mv_request(CH2, META[index], cti.f32(value)), cti.result_feedback(cti.SET_MV_FB, 1, result)
 
 
-def commanded(cti, current, *, high=0.5, low=-0.5, until_time=0.0, until_charge=0.0, t_cmd=100.0) -> list:
+def commanded(cti, current, *, high=0.5, low=-0.5, until_time=UNWATCHED_LIMIT_S, until_charge=0.0, t_cmd=100.0) -> list:
     """Transcript of apply_current: the reading that fixes t_cmd, then MV writes in contract order."""
     return [info(cti, REST, test_time=t_cmd, step_time=t_cmd), mv(cti, 1, 0.0), mv(cti, 2, current),
             mv(cti, 3, high), mv(cti, 4, low), mv(cti, 5, until_time), mv(cti, 6, until_charge), mv(cti, 1, 1.0)]
@@ -102,12 +102,13 @@ def test_refused_start_leaves_nothing_for_end_to_stop(cti, begun):
 
 
 def test_apply_current_writes_meta_variables_in_contract_order(cti, begun):
-    """MV_UD1 = 0, then MV_UD2..MV_UD6 (A, V, V, s, Ah; 0 = no limit), then MV_UD1 = 1."""
+    """MV_UD1 = 0, then MV_UD2..MV_UD6 (A, V, V, s, Ah; 0 = no limit; no time limit asked: the unwatched
+    limit), then MV_UD1 = 1."""
     transcript = [
         *begun,
         info(cti, REST, test_time=100.0, step_time=100.0),
         mv(cti, 1, 0.0), mv(cti, 2, -0.00157), mv(cti, 3, 1.0), mv(cti, 4, -1.0),
-        mv(cti, 5, 0.0), mv(cti, 6, 0.000785), mv(cti, 1, 1.0),
+        mv(cti, 5, UNWATCHED_LIMIT_S), mv(cti, 6, 0.000785), mv(cti, 1, 1.0),
     ]  # fmt: skip
     with channel(cti, transcript) as ch:
         ch.begin("ccd cell-7")
@@ -172,9 +173,10 @@ def test_end_after_lost_connection_logs_and_can_be_retried(cti, begun, login, ca
     """Best effort: failures are logged, end() does not raise, and a later end() tries again."""
     stop = cti.stop_request(CH2)
     nine = mv(cti, 1, 9.0)[0]
+    every_send = ATTEMPTS - 1  # drops after the first of each command's sends, each on a new login
     transcript = [
-        *begun, (nine, cti.DROP), login, (nine, cti.DROP), login, (stop, cti.DROP), login, (stop, cti.DROP),
-        login, mv(cti, 1, 9.0), (stop, cti.result_feedback(cti.STOP_FB, 1, 0)),
+        *begun, (nine, cti.DROP), *[login, (nine, cti.DROP)] * every_send, login, (stop, cti.DROP),
+        *[login, (stop, cti.DROP)] * every_send, login, mv(cti, 1, 9.0), (stop, cti.result_feedback(cti.STOP_FB, 1, 0)),
     ]  # fmt: skip
     with channel(cti, transcript) as ch, caplog.at_level(logging.WARNING):
         ch.begin("ccd cell-7")
@@ -291,7 +293,7 @@ def test_read_at_command_instant_in_idle_is_still_active(cti, begun):
 # --- constant voltage ---
 
 
-def held(cti, voltage, *, clamp=0.002, until_time=0.0, until_current=0.0, t_cmd=100.0) -> list:
+def held(cti, voltage, *, clamp=0.002, until_time=UNWATCHED_LIMIT_S, until_current=0.0, t_cmd=100.0) -> list:
     """Transcript of apply_voltage: the reading that fixes t_cmd, MV_UD1 = 0, MV_UD2/5/7/8, then MV_UD1 = 2."""
     return [info(cti, REST, test_time=t_cmd, step_time=t_cmd), mv(cti, 1, 0.0), mv(cti, 2, clamp),
             mv(cti, 5, until_time), mv(cti, 7, voltage), mv(cti, 8, until_current), mv(cti, 1, 2.0)]
@@ -304,11 +306,12 @@ def run_hold(ch, voltage=0.1, **limits) -> None:
 
 def test_apply_voltage_writes_meta_variables_in_contract_order(cti, begun):
     """MV_UD1 = 0, then the clamp (MV_UD2, A), time (MV_UD5, s), voltage (MV_UD7, V), |I| limit (MV_UD8, A),
-    then MV_UD1 = 2; a negative setpoint is written as given, the clamp as a magnitude."""
+    then MV_UD1 = 2; a negative setpoint is written as given, the clamp as a magnitude; a time limit beyond the
+    unwatched limit goes to the instrument as the unwatched limit (renewed by reads)."""
     transcript = [
         *begun,
         info(cti, REST, test_time=100.0, step_time=100.0),
-        mv(cti, 1, 0.0), mv(cti, 2, 0.001), mv(cti, 5, 3600.0), mv(cti, 7, -0.25), mv(cti, 8, 1e-5),
+        mv(cti, 1, 0.0), mv(cti, 2, 0.001), mv(cti, 5, UNWATCHED_LIMIT_S), mv(cti, 7, -0.25), mv(cti, 8, 1e-5),
         mv(cti, 1, 2.0),
     ]  # fmt: skip
     with channel(cti, transcript) as ch:
@@ -316,8 +319,8 @@ def test_apply_voltage_writes_meta_variables_in_contract_order(cti, begun):
         ch.apply_voltage(-0.25, max_current_A=0.001, until_time_s=3600.0, until_current_A=1e-5)
 
 
-def test_apply_voltage_without_limits_writes_zeros(cti, begun):
-    """No time and no current limit: MV_UD5 = MV_UD8 = 0 (the schedule's "none")."""
+def test_apply_voltage_without_limits_bounds_time_by_the_unwatched_limit(cti, begun):
+    """No time and no current limit: MV_UD5 = the unwatched limit, MV_UD8 = 0 (the schedule's "none")."""
     with channel(cti, [*begun, *held(cti, 4.2, clamp=0.001)]) as ch:
         ch.begin("ccd cell-7")
         ch.apply_voltage(4.2, max_current_A=0.001)
