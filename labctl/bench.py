@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from labctl.films import FILM_NUMBERS
 from labctl.roles import Clock, CyclerChannel
 from labctl.units import area_from_diameter_cm2
 
@@ -45,7 +46,8 @@ class BenchError(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a TOML true is no channel number; no inf or NaN in any number
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class InstrumentConfig(_Strict):
@@ -64,7 +66,7 @@ class SimConfig(_Strict):
     """Settings of a simulated bench: the virtual cell in every cycler channel."""
 
     cell: str = "bare"
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)  # numpy seeds its generators from non-negative integers only
     channels: int = Field(default=8, ge=1, le=64)
     area_cm2: float = Field(default=round(area_from_diameter_cm2(12.0), 4), gt=0)  # the procedures' default electrode
     cathode_mass_mg: float | None = Field(default=None, gt=0)  # full cells: active cathode mass (None: the preset's)
@@ -142,6 +144,26 @@ def check_serial_resource(resource: str, where: str) -> str:
     return resource.strip()
 
 
+class MonitorOptions(_Strict):
+    """The rate-monitor options labctl reads itself; the others are PyVISA settings."""
+
+    shutter_control: bool = True  # false: the shutter is worked by hand
+    film: int = Field(default=1, ge=FILM_NUMBERS[0], le=FILM_NUMBERS[1])  # the film slot labctl programs
+
+
+def monitor_options(options: dict[str, Any], where: str) -> tuple[MonitorOptions, dict[str, Any]]:
+    """A rate monitor's options, checked, and the rest (PyVISA settings); BenchError naming a bad one."""
+    own = {k: v for k, v in options.items() if k in MonitorOptions.model_fields}
+    try:
+        checked = MonitorOptions.model_validate(own)
+    except ValidationError as e:
+        problem = e.errors()[0]
+        raise BenchError(f"{where}.options.{problem['loc'][0]}: {problem['input']!r}: {problem['msg'].lower()}; "
+                         f"film is the monitor's film slot {FILM_NUMBERS[0]}..{FILM_NUMBERS[1]}, "
+                         "shutter_control true or false") from None
+    return checked, {k: v for k, v in options.items() if k not in own}
+
+
 def _open_inficon(model: str) -> Callable[[InstrumentConfig, str], Any]:
     """Opener of an INFICON rate monitor (``model`` "sqm160" or "sqc310"); options: ``shutter_control``
     (false: the shutter is worked by hand), ``film`` (the film slot labctl programs) and PyVISA settings."""
@@ -151,11 +173,10 @@ def _open_inficon(model: str) -> Callable[[InstrumentConfig, str], Any]:
         from labctl.drivers.inficon.sqm160 import SQM160
 
         resource = check_serial_resource(cfg.resource, f"{where}.resource")
-        opts = dict(cfg.options)
-        role = {"shutter_control": bool(opts.pop("shutter_control", True)), "film": int(opts.pop("film", 1))}
+        role, opts = monitor_options(cfg.options, where)
         cls = {"sqm160": SQM160, "sqc310": SQC310}[model]
         try:
-            monitor = cls(resource, **opts).monitor(sensor=cfg.channel or 1, **role)
+            monitor = cls(resource, **opts).monitor(sensor=cfg.channel or 1, **role.model_dump())
         except (TypeError, ValueError) as e:
             raise BenchError(f"{where}: {e}; options are shutter_control, film and PyVISA settings such as "
                              "visa_library, baud_rate") from e
@@ -229,6 +250,8 @@ def load_config(spec: str) -> BenchConfig:
         raise BenchError(f"--bench: no bench file {spec!r}; give a TOML bench file or 'sim' for the simulated bench")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise BenchError(f"{path}: not UTF-8 text ({e}); save the bench file as UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise BenchError(f"{path}: not valid TOML: {e}") from e
     data.setdefault("name", path.stem)
@@ -265,6 +288,8 @@ def _check_role(role: str, inst: InstrumentConfig, source: str) -> None:
     if driver.role != role:
         raise BenchError(f"{where}.driver: {inst.driver!r} plays the {driver.role} role, not {role}")
     driver.check_resource(inst.resource, f"{where}.resource")
+    if role == "rate_monitor":
+        monitor_options(inst.options, where)
 
 
 def open_bench(spec: str, *, sim_overrides: dict[str, Any] | None = None,

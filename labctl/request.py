@@ -12,12 +12,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 if TYPE_CHECKING:
     from labctl.procedures import LabProcedure
 
 SIM_BENCH = "sim"
+RULES = {"seed": "a random seed is a whole number, 0 or more", "channel": "channels count from 1"}  # by field
 
 
 class RequestError(ValueError):
@@ -28,6 +29,13 @@ class RequestError(ValueError):
         self.fields = (fields,) if isinstance(fields, str) else fields
         self.detail = detail
         super().__init__(f"{'/'.join(self.fields)}: {detail}")
+
+
+def request_error(error: ValidationError) -> RequestError:
+    """The first problem pydantic found, as a RequestError naming its field."""
+    problem = error.errors()[0]
+    field = str(problem["loc"][0])
+    return RequestError(field, f"{problem['input']!r}: {RULES.get(field, problem['msg'].lower())}")
 
 
 class Schedule(BaseModel):
@@ -49,16 +57,19 @@ class RunRequest(BaseModel):
     bench: str = SIM_BENCH
     params: dict[str, str] = Field(default_factory=dict)
     cell: str | None = None
-    seed: int | None = None
-    channel: int | None = None
+    seed: int | None = Field(default=None, ge=0)  # numpy seeds its generators from non-negative integers only
+    channel: int | None = Field(default=None, ge=1)  # channels count from 1
     schedule: Schedule = Field(default_factory=Schedule)
 
     def with_options(self, *, bench: str | None = None, params: dict[str, str] | None = None,
                      cell: str | None = None, seed: int | None = None, channel: int | None = None) -> RunRequest:
         """This request with the given options on top: those given win, parameters name by name."""
         given = {"bench": bench, "cell": cell, "seed": seed, "channel": channel}
-        return self.model_copy(update={"params": self.params | (params or {}),
-                                       **{k: v for k, v in given.items() if v is not None}})  # fmt: skip
+        update = {"params": self.params | (params or {}), **{k: v for k, v in given.items() if v is not None}}
+        try:
+            return RunRequest.model_validate(self.model_dump() | update)
+        except ValidationError as e:
+            raise request_error(e) from None
 
     def build(self) -> LabProcedure:
         """The procedure with its parameters set and cross-checked; RequestError for an unknown procedure,

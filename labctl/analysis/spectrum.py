@@ -43,8 +43,8 @@ def check_spectrum(frequency_Hz: Sequence[float] | np.ndarray,
     """Check a spectrum and return (f, Z) as float and complex arrays ordered from high to low frequency.
 
     Raises ValueError naming the problem and its fix: fewer than ``MIN_POINTS`` points, lengths that differ,
-    NaN or infinite values, frequencies that are not positive, repeated, or not monotonic (a sweep must run
-    one way)."""
+    NaN or infinite values, an impedance that is 0 Ω everywhere, frequencies that are not positive, repeated, or
+    not monotonic (a sweep must run one way)."""
     f = np.asarray(frequency_Hz, dtype=float).ravel()
     z = np.asarray(impedance_ohm, dtype=complex).ravel()
     if f.size != z.size:
@@ -55,6 +55,9 @@ def check_spectrum(frequency_Hz: Sequence[float] | np.ndarray,
                          "(measure more points per decade or a wider frequency range)")
     _require_finite(f, "frequency")
     _require_finite(z, "impedance")
+    if not np.abs(z).any():
+        raise ValueError("every impedance of the spectrum is 0 Ω, so there is nothing to fit: the analyzer measured "
+                         "no cell (leads shorted together or a range error); check the connections and re-measure")
     if (f <= 0).any():
         i = int(np.flatnonzero(f <= 0)[0])
         raise ValueError(f"frequency at point {i} is {f[i]:g} Hz; frequencies must be positive (remove that point)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,7 @@ import pandas as pd
 
 from labctl.bdf_columns import CURRENT, CYCLE, MACHINE_LABELS, REQUIRED, STEP, TIME, VOLTAGE
 
+TAIL_BYTES = 4096  # the last row is looked for in this much of the file's end (rows are ~100 bytes)
 NEEDS = (f"a BDF time series with columns {TIME!r}, {VOLTAGE!r} and {CURRENT!r} "
          f"(and, when available, {STEP!r} and {CYCLE!r})")
 
@@ -23,9 +26,23 @@ def load_bdf_csv(path: str | Path) -> pd.DataFrame:
         df = pd.read_csv(path)
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise ValueError(f"{path} is not a readable CSV file ({e}); export the test as {NEEDS}") from None
+    _require_whole_last_row(path, len(df.columns))
     df = human_labels(df)
     require_columns(df)
     return df
+
+
+def _require_whole_last_row(path: Path, columns: int) -> None:
+    """A last row with fewer fields than the header was cut short (a copy taken while the test wrote it, a full
+    disk): pandas would fill it with blanks, and the analysis would take the cut number as data."""
+    with path.open("rb") as f:
+        f.seek(max(0, f.seek(0, os.SEEK_END) - TAIL_BYTES))
+        lines = f.read().decode("utf-8", errors="replace").splitlines()
+    last = next((line for line in reversed(lines) if line.strip()), "")
+    fields = len(next(csv.reader([last]), []))
+    if 0 < fields < columns:
+        raise ValueError(f"{path}: the last row holds {fields} of the header's {columns} fields, so it was cut "
+                         f"short: {last!r}; remove that row (or copy the file again once the test has ended)")
 
 
 def checked_series(df: pd.DataFrame) -> pd.DataFrame:

@@ -13,5 +13,5 @@ err = Console(stderr=True)
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``error: message`` on stderr; the exit to raise (2: bad input, nothing was started)."""
-    err.print(f"[red]error:[/] {escape(message)}", highlight=False)
+    err.print(f"[red]error:[/] {escape(message)}", highlight=False, emoji=False)  # ':100:' stays as typed
     return typer.Exit(code)

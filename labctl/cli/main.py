@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from labctl.bench import BenchError
+from labctl.cli.channel import channel_app
 from labctl.cli.console import err, fail, out
 from labctl.cli.deposition import FilmError, deposition_app, film_line, film_of
 from labctl.cli.gui import gui
@@ -46,6 +47,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(analyze_app, name="analyze")
 app.add_typer(deposition_app, name="deposition")
 app.add_typer(queue_app, name="queue")
+app.add_typer(channel_app, name="channel")
 
 SERIES_WIDTH = 140  # columns of a spectra series table written to a file or pipe (a terminal gets its own width)
 
@@ -116,12 +118,18 @@ def run(
 
 def _print_outcome(outcome: Any) -> None:
     colour = {"finished": "green", "failed": "red", "aborted": "yellow", "interrupted": "yellow"}[outcome.status]
-    out.print(f"Run [bold]{outcome.run_id}[/] [{colour}]{outcome.status}[/]")
+    out.print(Text.assemble("Run ", (outcome.run_id, "bold"), " ", (outcome.status, colour)))
     if outcome.result:
-        out.print(f"[bold]{outcome.result['headline']}[/]", highlight=False)
+        out.print(Text(outcome.result["headline"], style="bold"))
     if outcome.error:
-        out.print(f"[red]{outcome.error}[/]", highlight=False)
-    out.print(f"Data: {outcome.folder}", highlight=False)
+        out.print(Text(outcome.error, style="red"))
+    out.print(Text(f"Data: {outcome.folder}"))
+
+
+def _row(*cells: object) -> list[Text]:
+    """Table cells as plain text: what users, files and instruments wrote is never read as markup or emoji codes
+    (a film stack ``W:19.3:0.163:100:30:200`` must not show 💯)."""
+    return [Text(str(cell)) for cell in cells]
 
 
 @app.command()
@@ -131,14 +139,14 @@ def procedures(name: Annotated[str | None, typer.Argument(help="Show one procedu
 
     if name is None:
         for key, cls in PROCEDURES.items():
-            out.print(f"[bold]{key}[/]  {(cls.__doc__ or '').strip().splitlines()[0]}")
+            out.print(Text.assemble((key, "bold"), "  ", (cls.__doc__ or "").strip().splitlines()[0]))
         return
     if name not in PROCEDURES:
         raise fail(f"unknown procedure {name!r}; procedures are {', '.join(PROCEDURES)}")
     table = Table("parameter", "label", "default", "units", "notes")
     table.columns[0].no_wrap = True
     for key, p in PROCEDURES[name]().parameter_objects().items():
-        table.add_row(key, p.name, str(p.default), getattr(p, "units", None) or "", p.description or "")
+        table.add_row(*_row(key, p.name, p.default, getattr(p, "units", None) or "", p.description or ""))
     out.print(table)
 
 
@@ -150,7 +158,7 @@ def sim_cells() -> None:
     table = Table("cell", "kind", "source")
     table.columns[0].no_wrap = True
     for name, cell in KINDS.items():
-        table.add_row(name, cell.kind, getattr(cell.preset, "source", "").split(";")[0])
+        table.add_row(*_row(name, cell.kind, getattr(cell.preset, "source", "").split(";")[0]))
     out.print(table)
 
 
@@ -197,8 +205,8 @@ def runs_list(store: StoreOption = None, as_json: JsonOption = False) -> None:
     table.columns[0].no_wrap = True
     for r in records:
         summary = r.summary or {}
-        table.add_row(r.id, r.procedure, r.status, r.started_at.replace("T", " "), r.bench, r.cell_id or "",
-                      summary.get("brief") or summary.get("error") or "")
+        table.add_row(*_row(r.id, r.procedure, r.status, r.started_at.replace("T", " "), r.bench, r.cell_id or "",
+                            summary.get("brief") or summary.get("error") or ""))
     out.print(table)
 
 
@@ -217,21 +225,21 @@ def runs_show(run_id: str, store: StoreOption = None, as_json: JsonOption = Fals
     if as_json:
         print(json.dumps({"run": record.to_dict(), "metadata": metadata, "results": results}, indent=2, default=str))
         return
-    out.print(f"[bold]{record.id}[/]  {record.procedure}  status [bold]{record.status}[/]  "
-              f"{record.started_at} → {record.ended_at or '…'}", highlight=False)
-    out.print(f"Folder: {folder}", highlight=False)
+    out.print(Text.assemble((record.id, "bold"), f"  {record.procedure}  status ", (record.status, "bold"),
+                            f"  {record.started_at} → {record.ended_at or '…'}"))
+    out.print(Text(f"Folder: {folder}"))
     table = Table("parameter", "value", "units")
     for key, p in metadata.get("parameters", {}).items():
-        table.add_row(key, str(p["value"]), p.get("units") or "")
+        table.add_row(*_row(key, p["value"], p.get("units") or ""))
     out.print(table)
-    out.print(f"Cell: {metadata.get('cell')}", highlight=False)
+    out.print(Text(f"Cell: {metadata.get('cell')}"))
     if film_run := (metadata.get("cell") or {}).get("film_run"):
-        out.print(film_line(Store(store), film_run), highlight=False)
-    out.print(f"Instruments: {metadata.get('instruments')}", highlight=False)
+        out.print(Text(film_line(Store(store), film_run)))
+    out.print(Text(f"Instruments: {metadata.get('instruments')}"))
     if results:
-        out.print(f"[bold]{results.get('headline', '')}[/]", highlight=False)
+        out.print(Text(results.get("headline", ""), style="bold"))
     if record.summary and record.summary.get("error"):
-        out.print(f"[red]{record.summary['error']}[/]", highlight=False)
+        out.print(Text(record.summary["error"], style="red"))
 
 
 @analyze_app.command("eis")
@@ -269,7 +277,8 @@ def analyze_eis(
     if not _show(result, as_json):
         table = Table("parameter", "value", "standard error")
         for name, value in result["fit"]["parameters"].items():
-            table.add_row(name, f"{value:.5g}", f"{result['fit']['standard_errors'].get(name, float('nan')):.2g}")
+            table.add_row(*_row(name, f"{value:.5g}",
+                                f"{result['fit']['standard_errors'].get(name, float('nan')):.2g}"))
         out.print(table)
 
 
@@ -315,14 +324,26 @@ def analyze_ce(
         "time_limit_s": None if time_limit is None else time_limit * SECONDS_PER_HOUR, "capacity_mAh_cm2": capacity,
         "cathode_mass_mg": cathode_mass, "reference_cycle": reference_cycle})  # fmt: skip
     result = _replayed(declared, file)
+    _check_reference_cycle(reference_cycle, result)
     if not _show(result, as_json):
         headers, rows = table(result, all_rows=show_all)
         cycles = Table(*headers)
         for column in cycles.columns:
             column.overflow = "fold"  # a narrow terminal folds units and values, never cuts them
         for row in rows:
-            cycles.add_row(*row)
+            cycles.add_row(*_row(*row))
         out.print(cycles)
+
+
+def _check_reference_cycle(asked: int | None, result: dict[str, Any]) -> None:
+    """A reference cycle the data never completed gives no retention: say so rather than print none (exit 2)."""
+    if asked is None or result["retention_percent"] is not None:
+        return
+    complete = [row["cycle"] for row in result["cycles"] if row.get("retention_percent") is not None
+                or row.get("ce_percent") is not None]
+    held = f"cycles {complete[0]} to {complete[-1]}" if complete else "no complete cycle"
+    raise fail(f"--reference-cycle: cycle {asked} is not among the data's complete cycles ({held}); give one of "
+               "those, or leave the option out to take the first complete cycle")
 
 
 def _declared(kind: str, factory: Any, area: float, settings: dict[str, Any]) -> Any:
@@ -354,7 +375,7 @@ def _show(result: dict[str, Any], as_json: bool) -> bool:
     if as_json:
         print(json.dumps(result, indent=2, default=str))
     else:
-        out.print(f"[bold]{result['headline']}[/]", highlight=False)
+        out.print(Text(result["headline"], style="bold"))
     return as_json
 
 

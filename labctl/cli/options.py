@@ -9,7 +9,20 @@ import typer
 
 from labctl.request import RequestError, RunRequest
 
-StoreOption = Annotated[Path | None, typer.Option("--store", help="Store folder (default $LABCTL_HOME or ~/labctl-data)")]
+
+def _checked_store(root: Path | None) -> Path | None:
+    """The ``--store`` given, checked before any command uses it: a file or a corrupt registry exits 2."""
+    from labctl.store import StoreError, check_store, default_root
+
+    try:
+        check_store(root or default_root())
+    except StoreError as e:
+        raise typer.BadParameter(f"{e}{'' if root else ' (the store of $LABCTL_HOME)'}") from None
+    return root
+
+
+StoreOption = Annotated[Path | None, typer.Option("--store", help="Store folder (default $LABCTL_HOME or ~/labctl-data)",
+                                                  callback=_checked_store)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")]
 ProcedureArgument = Annotated[str, typer.Argument(help="Procedure name, e.g. ccd (see `labctl procedures`), or a "
                                                   "run file (.toml; options given here win over it)")]

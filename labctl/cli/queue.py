@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from labctl.cli.console import err, fail, out
 from labctl.cli.options import (
@@ -87,8 +88,8 @@ def queue_add(
         print(json.dumps([queue.require(i).to_dict() for i in ids], indent=2))
         return
     for entry_id, entry in zip(ids, entries, strict=True):
-        out.print(f"Queued entry [bold]{entry_id}[/]: {entry.procedure}, cell {entry.params['cell_id']} "
-                  f"({entry.state}; claims {', '.join(entry.claims)})", highlight=False)
+        out.print(Text.assemble("Queued entry ", (str(entry_id), "bold"), f": {entry.procedure}, cell "
+                                f"{entry.params['cell_id']} ({entry.state}; claims {', '.join(entry.claims)})"))
 
 
 @queue_app.command("list")
@@ -112,8 +113,9 @@ def queue_list(store: StoreOption = None, as_json: JsonOption = False) -> None:
     for column in table.columns[:-1]:
         column.no_wrap = True  # the last column folds instead
     for e, text in rows:
-        table.add_row(str(e.id), e.state, e.procedure, str(e.channel or ""), e.params.get("cell_id", ""),
-                      "\n".join(filter(None, (e.run_id, text))))  # fmt: skip
+        cells = (str(e.id), e.state, e.procedure, str(e.channel or ""), e.params.get("cell_id", ""),
+                 "\n".join(filter(None, (e.run_id, text))))
+        table.add_row(*map(Text, cells))  # a user's cell id is never markup or emoji codes
     out.print(table)
     pid = daemon_pid(root)
     err.print(f"labctl serve: {'running, pid ' + str(pid) if pid else 'not running (`labctl serve` starts it)'}")
@@ -211,9 +213,9 @@ def serve(
 
 def _detach(root: Path, notify: str | None, poll: float) -> int:
     """Start the daemon in its own session, output to its log; wait until it holds the store's lock."""
-    from labctl.queue.daemon import LOGS, SERVE_LOG, daemon_pid
+    from labctl.queue.daemon import LOGS, SERVE_LOG, daemon_pid, labctl_command
 
-    cmd = [sys.executable, "-m", "labctl", "serve", "--store", str(root), "--detached", "--poll", str(poll)]
+    cmd = labctl_command("serve", "--store", str(root), "--detached", "--poll", str(poll))
     cmd += ["--notify", notify] if notify else []
     with (root / LOGS / SERVE_LOG).open("ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

@@ -46,7 +46,9 @@ def load_run_file(path: Path) -> RunRequest:
     except FileNotFoundError:
         raise RunFileError(f"{path}: no such protocol file; give a procedure name or the path of a {SUFFIX} run "
                            "file") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+    except UnicodeDecodeError as e:
+        raise RunFileError(f"{path}: not UTF-8 text ({e}); save the run file as UTF-8") from None
+    except (OSError, tomllib.TOMLDecodeError) as e:
         raise RunFileError(f"{path}: not a readable TOML file ({e})") from None
     for key in data:
         if key not in FIELDS:
@@ -66,8 +68,9 @@ def load_run_file(path: Path) -> RunRequest:
 def _first_problem(error: ValidationError, data: dict[str, Any]) -> str:
     problem = error.errors()[0]
     key = str(problem["loc"][0])
-    expected = _TYPE_WORDS.get(problem["type"], problem["msg"])
-    return f"{key} = {data[key]!r} should be a {expected}"
+    if problem["type"] in _TYPE_WORDS:
+        return f"{key} = {data[key]!r} should be a {_TYPE_WORDS[problem['type']]}"
+    return f"{key} = {data[key]!r}: {problem['msg'].lower()}"
 
 
 def _text(value: Any) -> str:

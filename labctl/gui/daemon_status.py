@@ -5,19 +5,18 @@ it and its runs going."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
-from labctl.queue.daemon import LOGS, SERVE_LOG, daemon_pid
+from labctl.queue.daemon import LOGS, SERVE_LOG, daemon_pid, labctl_command
 
 
 def start_daemon(root: Path) -> subprocess.Popen[bytes]:
     """Start ``labctl serve`` on ``root`` in its own session without waiting for it (the caller watches the lock)."""
     (root / LOGS).mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "labctl", "serve", "--store", str(root), "--detached"]
+    cmd = labctl_command("serve", "--store", str(root), "--detached")
     with (root / LOGS / SERVE_LOG).open("ab") as log:
         return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)  # fmt: skip

@@ -9,6 +9,8 @@
 - SIGTERM or Ctrl-C to the daemon sends SIGINT to every child: each rests its channel and ends ``aborted``.
 - On start it recovers: an entry left ``running`` by a dead daemon ends as its run ended, or ``interrupted``
   if the run did not end (its data stay as written); the channel of an interrupted run is put at rest.
+- A run that ends without having rested its channel itself (killed, or failed with the cycler unreachable)
+  has its channel put at rest at once, before anything else starts (``watchdog.py``).
 - ``--notify CMD`` runs ``CMD RUN_ID OUTCOME`` in a shell at the end of each run.
 """
 
@@ -33,6 +35,7 @@ from typing import IO, Any
 from labctl.queue.db import ENDED, Entry, QueueDB, QueueError, iso, utc_now
 from labctl.queue.schedule import due
 from labctl.queue.spawn import RunProcess, start_run
+from labctl.queue.watchdog import needs_rest, rest_entry_channel
 from labctl.store import Store, registry_path
 from labctl.store.registry import process_alive
 
@@ -45,6 +48,12 @@ SERVE_LOG = "serve.log"
 
 def entry_log(root: Path, entry_id: int) -> Path:
     return root / LOGS / f"queue-{entry_id}.log"
+
+
+def labctl_command(*arguments: str) -> list[str]:
+    """``python -P -m labctl ARGUMENTS``: -P keeps the working directory off ``sys.path``, so a ``labctl/`` folder
+    there is never run instead of the installed labctl (by this process, nor by the runs it forks)."""
+    return [sys.executable, "-P", "-m", "labctl", *arguments]
 
 
 def run_command(entry: Entry, root: Path) -> list[str]:
@@ -157,7 +166,7 @@ class Daemon:
                            self.clock())  # fmt: skip
             log.warning("entry %d (run %s) was running when the daemon stopped: now %s", entry.id, run_id, state)
             if state == "interrupted":
-                rest_channel(entry)
+                rest_entry_channel(entry.id, entry.bench, entry.channel)
             self._notify(run_id or f"entry-{entry.id}", state)
 
     def _start(self, entry: Entry) -> None:
@@ -210,9 +219,11 @@ class Daemon:
             state = "failed"
             outcome = {"exit_code": code, "error": _last_line(entry_log(self.root, entry_id))
                        or f"labctl run exited with {code} before starting a run"}  # fmt: skip
-        self.queue.end(entry_id, state, outcome, self.clock())
         log.info("entry %d: run %s %s (exit %d)%s", entry_id, run_id, state, code,
                  f": {outcome['error']}" if outcome.get("error") else "")  # fmt: skip
+        if needs_rest(code, record):  # before the entry's claims are freed: nothing new starts there meanwhile
+            rest_entry_channel(entry_id, child.entry.bench, child.entry.channel)
+        self.queue.end(entry_id, state, outcome, self.clock())
         self._notify(run_id or f"entry-{entry_id}", state)
 
     def _stop_children(self) -> None:
@@ -267,30 +278,6 @@ def _hook_done(hook: subprocess.Popen[bytes]) -> bool:
     if code not in (None, 0):
         log.error("notify: %r exited with %d", hook.args, code)
     return code is not None
-
-
-def rest_channel(entry: Entry) -> None:
-    """Put the cycler channel of an interrupted run at rest and end its test, so no current flows unwatched."""
-    from labctl.bench import load_config, open_bench
-
-    if entry.channel is None:
-        return
-    try:
-        if load_config(entry.bench).sim is not None:
-            log.info("entry %d: its simulated bench ended with its run; nothing is left running", entry.id)
-            return
-        with open_bench(entry.bench, cycler_channel=entry.channel) as bench:
-            cycler = bench.cycler
-            take_over = getattr(cycler, "take_over", None)
-            if take_over is not None and not take_over():
-                log.info("entry %d: channel %d runs no test; nothing to rest", entry.id, entry.channel)
-                return
-            cycler.rest()
-            cycler.end()
-        log.warning("entry %d: channel %d put at rest and its test ended", entry.id, entry.channel)
-    except Exception as e:  # every failure here must reach the log, not end the daemon
-        log.critical("entry %d: could not put channel %d of %s at rest: %s; stop it at the cycler", entry.id,
-                     entry.channel, entry.bench, e)  # fmt: skip
 
 
 def _is_labctl(pid: int) -> bool:

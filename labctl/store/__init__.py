@@ -12,11 +12,13 @@ import secrets
 from datetime import datetime
 from pathlib import Path
 
-from labctl.store.folder import RunFolder
+from labctl.store.folder import RunFolder, store_modes
 from labctl.store.reader import RunReader
 from labctl.store.registry import Registry, RunRecord
+from labctl.store.sqlite import StoreError, check_database
 
-__all__ = ["Registry", "RunFolder", "RunReader", "RunRecord", "Store", "default_root", "registry_path", "store_of"]
+__all__ = ["Registry", "RunFolder", "RunReader", "RunRecord", "Store", "StoreError", "check_store",
+           "default_root", "registry_path", "store_of"]
 
 REGISTRY = "registry.sqlite"
 RUNS = "runs"
@@ -34,6 +36,19 @@ def store_of(folder: Path) -> Path:
 
 def default_root() -> Path:
     return Path(os.environ.get("LABCTL_HOME") or Path.home() / "labctl-data")
+
+
+def check_store(root: Path) -> None:
+    """Raise StoreError if ``root`` cannot be a store (a file, or a corrupt registry); creates nothing."""
+    runs = root / RUNS
+    nearest = runs if runs.exists() else next(p for p in (root, *root.parents) if p.exists())
+    if not nearest.is_dir():
+        raise StoreError(f"{nearest}: is a file, not a store folder; give a folder (a new one is created)")
+    check_database(registry_path(root))
+    try:
+        store_modes()
+    except ValueError as e:
+        raise StoreError(str(e)) from None
 
 
 class Store:

@@ -41,12 +41,38 @@ EVENTS = "events.jsonl"
 METADATA = "metadata.json"
 RESULTS = "results.json"
 SPECTRA = "spectra.csv"
+PRIVATE_FOLDER = 0o700  # a store's folders: only their user reads them (cells, results and names are private)
+STORE_MODE_VARIABLE = "LABCTL_STORE_MODE"
 SPECTRUM_COLUMNS = [SPECTRUM_INDEX, TIME, CYCLE, STEP, FREQUENCY, REAL_IMPEDANCE, IMAGINARY_IMPEDANCE]
+
+
+def store_modes() -> tuple[int, int]:
+    """(folder mode, file mode) of what labctl writes in a store: private to the user (700 and 600), unless
+    ``$LABCTL_STORE_MODE`` gives another folder mode in octal (e.g. 750 lets the group read the runs)."""
+    text = os.environ.get(STORE_MODE_VARIABLE, "").strip()
+    try:
+        folder = int(text, 8) if text else PRIVATE_FOLDER
+    except ValueError:
+        raise ValueError(f"${STORE_MODE_VARIABLE}: {text!r} is not an octal folder mode; write it like 750, or "
+                         "unset it for private folders (700)") from None
+    return folder, folder & ~0o111  # files: the folder's read and write bits
+
+
+def make_folder(path: Path) -> None:
+    """Create ``path`` and its missing parents with the store's folder mode."""
+    for folder in reversed([path, *path.parents]):
+        if not folder.exists():
+            folder.mkdir(mode=store_modes()[0])
+
+
+def open_private(path: Path, mode: str, **kwargs: Any) -> Any:
+    """``path.open(mode)``, a new file getting the store's file mode."""
+    return open(path, mode, opener=lambda name, flags: os.open(name, flags, store_modes()[1]), **kwargs)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    with open_private(tmp, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2, default=str)
         f.write("\n")
         f.flush()
@@ -79,16 +105,17 @@ class RunFolder:
         self.path = path
         self.columns = columns
         self.timeseries = path / timeseries_name(columns)
-        path.mkdir(parents=True, exist_ok=False)
+        make_folder(path.parent)
+        path.mkdir(mode=store_modes()[0])  # a run's own folder is new: an existing one is an error
         self._csv_file: Any = None  # the time series starts with the first sample (a lone spectrum has none)
-        self._events = (path / EVENTS).open("a", encoding="utf-8")
+        self._events = open_private(path / EVENTS, "a", encoding="utf-8")
         self._flush_interval_s = flush_interval_s
         self._synced_at = 0.0
 
     def append(self, row: dict[str, float | int]) -> None:
         """Write one sample; missing columns are left empty."""
         if self._csv_file is None:
-            self._csv_file = self.timeseries.open("w", encoding="utf-8", newline="")
+            self._csv_file = open_private(self.timeseries, "w", encoding="utf-8", newline="")
             self._csv = csv.writer(self._csv_file, lineterminator="\n")
             self._csv.writerow(self.columns)
         self._csv.writerow([_cell(row.get(c)) for c in self.columns])
@@ -110,7 +137,7 @@ class RunFolder:
         """Write one whole spectrum to ``spectra.csv`` (points as (frequency Hz, Z ohm)); durable at once."""
         path = self.path / SPECTRA
         new = not path.exists()
-        with path.open("a", encoding="utf-8", newline="") as f:
+        with open_private(path, "a", encoding="utf-8", newline="") as f:
             rows = csv.writer(f, lineterminator="\n")
             if new:
                 rows.writerow(SPECTRUM_COLUMNS)
@@ -127,7 +154,8 @@ class RunFolder:
     def write_export(self, name: str, text: str) -> None:
         """A file for other programs (e.g. a ZView ``.z`` spectrum), written whole."""
         tmp = self.path / (name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
+        with open_private(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
         os.replace(tmp, self.path / name)
 
     def close(self) -> None:

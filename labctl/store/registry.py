@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from labctl.store.folder import METADATA, read_json, write_json_atomic
 from labctl.store.sqlite import connect
 
 STATUSES = ("running", "finished", "failed", "aborted", "interrupted")
@@ -93,14 +94,29 @@ class Registry:
         rows = self._db.execute("SELECT id, pid FROM runs WHERE status = 'running' AND host = ?", (host,))
         dead = [run_id for run_id, pid in rows.fetchall() if not process_alive(pid)]
         for run_id in dead:
-            self._db.execute(
+            ended_at = now_iso()
+            marked = self._db.execute(
                 "UPDATE runs SET status = 'interrupted', ended_at = ? WHERE id = ? AND status = 'running'",
-                (now_iso(), run_id),
-            )
+                (ended_at, run_id),
+            ).rowcount
+            if marked:  # only the process that recorded it: the folder then tells the same as the registry
+                folder = self._db.execute("SELECT folder FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+                _mark_folder_interrupted(Path(folder), ended_at)
         return dead
 
     def close(self) -> None:
         self._db.close()
+
+
+def _mark_folder_interrupted(folder: Path, ended_at: str) -> None:
+    """A dead run's ``metadata.json`` still says ``running``: make it say ``interrupted``, as the registry does."""
+    path = folder / METADATA
+    try:
+        metadata = read_json(path)
+    except (OSError, ValueError):
+        return  # no metadata yet (the run died before writing it) or unreadable: nothing claims it is running
+    if metadata.get("status") == "running":
+        write_json_atomic(path, metadata | {"status": "interrupted", "ended_at": ended_at})
 
 
 def process_alive(pid: int) -> bool:

@@ -52,4 +52,5 @@ def test_kill_9_leaves_valid_data_and_an_interrupted_run(tmp_path):
     series = tmp_path / "runs" / record.id / TIMESERIES
     df = pd.read_csv(series)
     assert len(df) > 0 and bdf.validate(series)["ok"]
-    assert json.loads((tmp_path / "runs" / record.id / METADATA).read_text())["status"] == "running"
+    metadata = json.loads((tmp_path / "runs" / record.id / METADATA).read_text())
+    assert (metadata["status"], metadata["ended_at"]) == ("interrupted", record.ended_at)  # as the registry says
