@@ -35,7 +35,6 @@ A channel is never left running for long without labctl (docs/queue.md, "What th
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import math
 import os
@@ -47,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from labctl import pidlock
 from labctl.drivers.arbin.cti import (
     ChannelInfo,
     CTIClient,
@@ -455,19 +455,11 @@ class ChannelLock:
         if self._file is not None:
             return
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        f = self.path.open("a+")
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            pid = f.read().strip() or "?"
-            f.close()
-            raise CTIError(f"{self.path.stem}: a live labctl process (pid {pid}) runs a test on this channel; "
-                           f"stop that run first (Ctrl-C, `labctl queue cancel`, or `kill {pid}`)") from None
-        f.truncate(0)
-        f.write(str(os.getpid()))
-        f.flush()
-        self._file = f
+            self._file = pidlock.hold(self.path)
+        except pidlock.LockHeld as e:
+            raise CTIError(f"{self.path.stem}: a live labctl process (pid {e.pid}) runs a test on this channel; "
+                           f"stop that run first (Ctrl-C, `labctl queue cancel`, or `kill {e.pid}`)") from None
 
     def release(self) -> None:
         if self._file is not None:

@@ -32,6 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from labctl import pidlock
 from labctl.queue.db import ENDED, Entry, QueueDB, QueueError, iso, utc_now
 from labctl.queue.schedule import due
 from labctl.queue.spawn import RunProcess, start_run
@@ -82,19 +83,11 @@ def daemon_pid(root: Path) -> int | None:
 
 def _take_lock(root: Path) -> IO[str]:
     root.mkdir(parents=True, exist_ok=True)
-    f = (root / LOCK).open("a+")
     try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.seek(0)
-        pid = f.read().strip()
-        f.close()
-        raise QueueError(f"labctl serve already runs for the store {root} (pid {pid}); stop it with "
-                         f"`kill {pid}` first, or give another --store") from None
-    f.truncate(0)
-    f.write(str(os.getpid()))
-    f.flush()
-    return f
+        return pidlock.hold(root / LOCK)
+    except pidlock.LockHeld as e:
+        raise QueueError(f"labctl serve already runs for the store {root} (pid {e.pid}); stop it with "
+                         f"`kill {e.pid}` first, or give another --store") from None
 
 
 @dataclass
