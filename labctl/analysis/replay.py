@@ -15,8 +15,17 @@ from typing import Any, Protocol
 import pandas as pd
 
 from labctl.analysis.segments import Row, Split, frame_rows
-from labctl.analysis.timeseries import CURRENT, CYCLE, STEP, TIME, VOLTAGE, checked_series, load_bdf_csv, numbers
-from labctl.bdf_columns import CHARGE_CAPACITY, COUNTER_MACHINE_LABELS, DISCHARGE_CAPACITY
+from labctl.analysis.timeseries import checked_series, load_bdf_csv, numbers
+from labctl.bdf_columns import (
+    CHARGE_CAPACITY,
+    COUNTER_MACHINE_LABELS,
+    CURRENT,
+    CYCLE,
+    DISCHARGE_CAPACITY,
+    STEP,
+    TIME,
+    VOLTAGE,
+)
 from labctl.store.folder import TIMESERIES
 from labctl.units import SECONDS_PER_HOUR
 

@@ -33,7 +33,9 @@ import numpy as np
 import pandas as pd
 
 from labctl import __version__
-from labctl.analysis.eis import FREQUENCY, IMAGINARY, REAL
+from labctl.bdf_columns import FREQUENCY
+from labctl.bdf_columns import IMAGINARY_IMPEDANCE as IMAGINARY
+from labctl.bdf_columns import REAL_IMPEDANCE as REAL
 
 __all__ = ["format_z", "parse_z", "read_z", "write_z"]
 
