@@ -2,9 +2,9 @@
 cycles 1-10, 15, 20, 25 and 30, then every 10, at 1 MHz - 1 Hz and 10 mV; Figs. S9-S10).
 
 After the strip of a chosen cycle the channel rests and a spectrum is measured at the open-circuit voltage it reads
-with the shared sweep (:func:`labctl.procedures.spectrum.measure_spectrum`, configured by
-:class:`SpectrumParameters`, which refuses a bias outside the EIS voltage limits with an event), stored in
-``spectra.csv`` with its cycle and step, and fitted. A sudden fall of the high-frequency intercept is the EIS sign of
+with the shared sweep (:meth:`SpectrumParameters.take_spectrum`: suspect points and a spectrum failing Lin-KK are
+measured again; the bias is refused with an event outside the EIS voltage limits), stored in ``spectra.csv`` with
+its cycle and step, and fitted. A sudden fall of the high-frequency intercept is the EIS sign of
 a short (science.md §1.3 F: R_HF < 0.5 R_b): a spectrum whose R_HF is below ``R_HF_FALL`` × the first spectrum's
 is a ``eis_short`` event and ends the test. When the voltage detector finds a short first, one more spectrum is
 measured to confirm it the same way.
@@ -20,7 +20,7 @@ from pymeasure.experiment import BooleanParameter, FloatParameter, Parameter
 
 from labctl.procedures.base import ParameterError
 from labctl.procedures.eis import SpectrumParameters, open_circuit_voltage
-from labctl.procedures.spectrum import measure_spectrum
+from labctl.procedures.spectrum import Point
 from labctl.units import SECONDS_PER_HOUR
 
 WANG_EIS_CYCLES = "1-10,15,20,25,30,every 10"
@@ -111,6 +111,7 @@ class CycleEIS(SpectrumParameters):
         self.impedance = self.bench.role("impedance") if self.eis else None
         self.schedule = parse_cycles(self.eis_cycles) if self.eis else None
         self.eis_spectra: list[dict] = []
+        self.eis_stored = 0  # spectra in spectra.csv: a spectrum re-measured after a KK failure is stored twice
         self.eis_short: dict | None = None
 
     def eis_due(self, cycle: int) -> bool:
@@ -126,18 +127,21 @@ class CycleEIS(SpectrumParameters):
             self.emit("event", {"kind": "spectrum_refused", "cycle": cycle, "dc_bias_V": bias_V, "message": refusal})
             return
         SpectrumParameters.configure_analyzer(_ImpedanceView(self, self.impedance), bias_V)
-        points = measure_spectrum(self.impedance, self.clock, self.frequencies(), self.should_stop)
-        index = len(self.eis_spectra) + 1
-        self.emit("spectrum", {"index": index, "test_time_s": t, "cycle": cycle, "step": self.step_count,
-                               "points": points})
-        summary: dict[str, Any] = {"index": index, "test_time_h": t / SECONDS_PER_HOUR, "cycle": cycle, "when": when,
-                                   "dc_bias_V": bias_V}
-        if len(points) == len(self.frequencies()):
-            fit = self.analyze(points)
-            summary |= {k: fit[k] for k in ("R_HF_ohm", "R_b_ohm", "R_tot_ohm", "R_int_ohm", "kk_pass")}
+        taken = self.take_spectrum(self.impedance, lambda sweep: self._store_spectrum(sweep.points, t, cycle))
+        summary: dict[str, Any] = {"index": taken.index, "test_time_h": t / SECONDS_PER_HOUR, "cycle": cycle,
+                                   "when": when, "dc_bias_V": bias_V, **taken.quality()}
+        if taken.fit is not None:
+            summary |= {k: taken.fit[k] for k in ("R_HF_ohm", "R_b_ohm", "R_tot_ohm", "R_int_ohm", "kk_pass")}
         self.eis_spectra.append(summary)
         self.emit("event", {"kind": "spectrum", **summary})
         self._check_fall(summary)
+
+    def _store_spectrum(self, points: list[Point], test_time_s: float, cycle: int) -> int:
+        """Store a spectrum taken at rest after ``cycle``; its index in spectra.csv."""
+        self.eis_stored += 1
+        self.emit("spectrum", {"index": self.eis_stored, "test_time_s": test_time_s, "cycle": cycle,
+                               "step": self.step_count, "points": points})
+        return self.eis_stored
 
     def _check_fall(self, summary: dict) -> None:
         fitted = [s for s in self.eis_spectra if s.get("R_HF_ohm") is not None]

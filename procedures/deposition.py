@@ -192,7 +192,11 @@ class DepositionProcedure(LabProcedure):
     def shutdown(self) -> None:
         monitor = getattr(self, "monitor", None)
         if monitor is not None and self._shutter_may_be_open:
-            self._shut(0, None, "the run ends")
+            try:
+                self._shut(0, None, "the run ends")
+            except Exception as e:  # a monitor that no longer answers cannot be trusted to have closed it
+                raise RuntimeError(f"the rate monitor did not confirm the shutter closed ({e}); close the source's "
+                                   "shutter by hand now") from e
 
     # --- one layer ---
 

@@ -10,25 +10,58 @@ dc_bias``, for a bench without a cycler); a bias that, with the amplitude's peak
 (real-axis width before the low-frequency tail), R_int = R_tot − R_b, the area-specific resistance per interface of a
 symmetric cell (R_int·A/2), the ionic conductivity σ = L/(R_b·A) when the pellet thickness is given, and a
 Kramers–Kronig (Lin-KK) check with pass/fail.
+
+Every EIS procedure takes its spectra through :meth:`SpectrumParameters.take_spectrum`: points that disagree with
+their neighbours are measured again (``point_remeasured`` events; :mod:`labctl.procedures.spectrum`), and a
+spectrum that fails Lin-KK is measured once more, stored under the next index and kept in its place (a
+``spectrum_remeasured`` event): a passing re-measure means the first was disturbed (a drifting cell, a bad read);
+a second failure is the spectrum's own, and the result and headline say so (``kk_pass`` false, "failed KK twice").
+Both spectra stay in ``spectra.csv``; the kept one is the last, which re-analysis reads. Points whose two reads
+disagreed are listed in the result (``flagged_points_Hz``), as are the re-measured points.
 """
 
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from pymeasure.experiment import FloatParameter, IntegerParameter, ListParameter, Parameter
 
 from labctl.analysis.eis import SpectrumAnalysis, analyze_spectrum, brief, headline
 from labctl.analysis.zview import format_z
 from labctl.procedures.base import LabProcedure, ParameterError
-from labctl.procedures.spectrum import log_frequencies, measure_spectrum
-from labctl.roles import CyclerChannel, CyclerReading
+from labctl.procedures.spectrum import Sweep, log_frequencies, measure_spectrum
+from labctl.roles import CyclerChannel, CyclerReading, ImpedanceAnalyzer
 from labctl.units import percent_done
 
 BIAS_RANGE_V = (-40.95, 40.95)  # the 1260's VB range
 EIS_VOLTAGE_LIMITS_V = (-1.0, 1.0)  # Sandoval et al.'s EIS voltage limits (cell voltage, V)
 CYCLER, FIXED = "cycler", "dc_bias"
+
+
+@dataclass(frozen=True)
+class TakenSpectrum:
+    """A spectrum measured, stored and fitted by :meth:`SpectrumParameters.take_spectrum`: its index in
+    ``spectra.csv``, its sweep, its fit (None when the sweep was stopped) and the index of the spectrum it
+    re-measured after a Lin-KK failure (None if it did not)."""
+
+    index: int
+    sweep: Sweep
+    fit: dict[str, Any] | None
+    remeasured_from: int | None = None
+
+    def quality(self) -> dict[str, Any]:
+        """What the result says about the measurement, beside the fit: re-measured points and spectrum, flags."""
+        notes: dict[str, Any] = {}
+        if self.sweep.rereads:
+            notes["points_remeasured_Hz"] = [r.frequency_Hz for r in self.sweep.rereads]
+        if self.sweep.flagged_Hz:
+            notes["flagged_points_Hz"] = self.sweep.flagged_Hz
+        if self.remeasured_from is not None:
+            notes["remeasured_from_spectrum"] = self.remeasured_from
+        return notes
 
 
 class SpectrumParameters:
@@ -84,6 +117,32 @@ class SpectrumParameters:
         return analyze_spectrum(list(freqs), list(z), area_cm2=self.area_cm2, thickness_cm=self.thickness or None,
                                 circuit=self.circuit).to_dict()
 
+    def take_spectrum(self, analyzer: ImpedanceAnalyzer, store: Callable[[Sweep], int],
+                      on_point: Callable[[int, int], None] = lambda done, total: None) -> TakenSpectrum:
+        """Measure a spectrum on the configured ``analyzer`` (suspect points re-measured), hand it to ``store``
+        (which stores it and returns its index) and fit it; one that fails Lin-KK is measured and stored once more,
+        and the second is kept (see the module docstring)."""
+        first = self._sweep(analyzer, on_point)
+        taken = TakenSpectrum(store(first), first, self.analyze(first.points) if first.complete else None)
+        if taken.fit is None or taken.fit["kk_pass"] or self.should_stop():
+            return taken
+        again = self._sweep(analyzer, on_point)
+        index = store(again)
+        if not again.complete:
+            return taken
+        retaken = TakenSpectrum(index, again, self.analyze(again.points), remeasured_from=taken.index)
+        passed = retaken.fit["kk_pass"]
+        self.emit("event", {
+            "kind": "spectrum_remeasured", "spectrum": taken.index, "remeasured_as": index, "kk_pass": passed,
+            "message": f"spectrum {taken.index} failed the Kramers–Kronig check; measured again as spectrum {index}, "
+                       f"which {'passes: it' if passed else 'fails too; it'} is kept and analysed",
+        })  # fmt: skip
+        return retaken
+
+    def _sweep(self, analyzer: ImpedanceAnalyzer, on_point: Callable[[int, int], None]) -> Sweep:
+        return measure_spectrum(analyzer, self.clock, self.frequencies(), self.should_stop, on_point,
+                                on_reread=lambda reread: self.emit("event", reread.event()))
+
     def check_frequencies(self) -> None:
         try:
             self.frequencies()
@@ -135,16 +194,46 @@ class EISProcedure(SpectrumParameters, LabProcedure):
                                  "headline": f"no spectrum: {refusal}"})
             return
         self.configure_analyzer(self.bias_V)
-        freqs = self.frequencies()
-        points = measure_spectrum(self.analyzer, self.clock, freqs, self.should_stop,
-                                  on_point=lambda done, total: self.emit("progress", percent_done(done, total)))
-        self.emit("spectrum", {"index": 1, "test_time_s": 0.0, "cycle": 0, "step": 0, "points": points})
-        if len(points) < len(freqs):
+        self._start_s, self._stored = self.clock.now(), 0
+        taken = self.take_spectrum(self.analyzer, self._store,
+                                   lambda done, total: self.emit("progress", percent_done(done, total)))
+        if taken.fit is None:
             return
-        result = self.analyze(points) | {"dc_bias_V": self.bias_V}
-        self.emit("export", {"name": "spectrum-001.z", "text": format_z(points, amplitude_V=self.amplitude / 1000)})
-        result["headline"], result["brief"] = headline(result), brief(result)
+        result = taken.fit | taken.quality() | {"dc_bias_V": self.bias_V}
+        self.emit("export", {"name": f"spectrum-{taken.index:03d}.z",
+                             "text": format_z(taken.sweep.points, amplitude_V=self.amplitude / 1000)})
+        result["headline"], result["brief"] = checked_headline(result), checked_brief(result)
         self.emit("result", result)
+
+    def _store(self, sweep: Sweep) -> int:
+        """Store a spectrum (test time from the start of the first); its index."""
+        self._stored += 1
+        self.emit("spectrum", {"index": self._stored, "test_time_s": sweep.started_s - self._start_s, "cycle": 0,
+                               "step": 0, "points": sweep.points})
+        return self._stored
+
+
+def checked_headline(result: dict[str, Any]) -> str:
+    """The EIS headline, led by what makes the fit untrustworthy: a spectrum that failed Lin-KK (twice, when it was
+    re-measured), points whose two reads disagreed."""
+    return "; ".join([*_doubts(result), headline(result)])
+
+
+def checked_brief(result: dict[str, Any]) -> str:
+    flagged = len(result.get("flagged_points_Hz", ()))
+    return brief(result) + (f", {flagged} point{'s' * (flagged > 1)} flagged" if flagged else "")
+
+
+def _doubts(result: dict[str, Any]) -> list[str]:
+    doubts = []
+    if not result["kk_pass"]:
+        twice = " twice (re-measured)" if result.get("remeasured_from_spectrum") is not None else ""
+        doubts.append(f"spectrum FAILED the Kramers–Kronig check{twice}: the fit below is not a clean result")
+    flagged = result.get("flagged_points_Hz", ())
+    if flagged:
+        doubts.append(f"{len(flagged)} point{'s' * (len(flagged) > 1)} flagged (two reads disagree): "
+                      + ", ".join(f"{f:.4g} Hz" for f in flagged))
+    return doubts
 
 
 def open_circuit_voltage(reading: CyclerReading) -> float:

@@ -24,7 +24,7 @@ from labctl.analysis.eis import SpectrumAnalysis
 from labctl.procedures.base import ParameterError
 from labctl.procedures.cycling import CyclingProcedure
 from labctl.procedures.eis import SpectrumParameters
-from labctl.procedures.spectrum import measure_spectrum
+from labctl.procedures.spectrum import Point
 from labctl.roles import CyclerReading
 from labctl.units import SECONDS_PER_HOUR, areal_mAh_cm2, charge_Ah, current_A
 
@@ -140,18 +140,21 @@ class InSituEISProcedure(SpectrumParameters, CyclingProcedure):
             self.emit("event", {"kind": "spectrum_refused", "message": refusal, **summary})
             return summary
         self.configure_analyzer(bias)
-        points = measure_spectrum(self.analyzer, self.clock, self.frequencies(), self.should_stop)
+        taken = self.take_spectrum(self.analyzer, lambda sweep: self._store(sweep.points, t, cycle))
         self._last = self.cycler.read()
-        self._spectra += 1
-        self.emit("spectrum", {"index": self._spectra, "test_time_s": t, "cycle": cycle, "step": self._step,
-                               "points": points})
-        summary = {"index": self._spectra, **summary}
-        if len(points) == len(self.frequencies()):
-            fit = self.analyze(points)
-            summary |= {k: fit[k] for k in ("R_b_ohm", "R_tot_ohm", "R_int_ohm", "kk_pass")}
-            summary["fit"] = fit["fit"]
+        summary = {"index": taken.index, **summary, **taken.quality()}
+        if taken.fit is not None:
+            summary |= {k: taken.fit[k] for k in ("R_b_ohm", "R_tot_ohm", "R_int_ohm", "kk_pass")}
+            summary["fit"] = taken.fit["fit"]
         self.emit("event", {"kind": "spectrum", **summary})
         return summary
+
+    def _store(self, points: list[Point], test_time_s: float, cycle: int) -> int:
+        """Store a spectrum taken at the interruption at ``test_time_s``; its index."""
+        self._spectra += 1
+        self.emit("spectrum", {"index": self._spectra, "test_time_s": test_time_s, "cycle": cycle, "step": self._step,
+                               "points": points})
+        return self._spectra
 
     def _areal(self, charge: float) -> float:
         return areal_mAh_cm2(charge, self.area_cm2)
@@ -167,8 +170,11 @@ class InSituEISProcedure(SpectrumParameters, CyclingProcedure):
                 "lower_bound": "time limit" in (plate.ended_by, strip.ended_by),
                 "R_tot_stripping_ohm": [s.get("R_tot_ohm") for s in strip.spectra],
             })  # fmt: skip
-        result = {"cycles": cycles, "spectra": self._spectra, "before": self._before}
-        result["headline"] = headline(cycles, self._spectra)
+        taken = [self._before, *(s for half in self._halves for s in half.spectra)]
+        result = {"cycles": cycles, "spectra": self._spectra, "before": self._before,
+                  "kk_failed_spectra": [s["index"] for s in taken if s.get("kk_pass") is False],
+                  "flagged_points": sum(len(s.get("flagged_points_Hz", ())) for s in taken)}
+        result["headline"] = headline(result)
         self.emit("result", result)
 
 
@@ -188,12 +194,21 @@ def _passed_Ah(before: CyclerReading, after: CyclerReading) -> float:
         after.discharge_capacity_Ah - before.discharge_capacity_Ah)
 
 
-def headline(cycles: list[dict], spectra: int) -> str:
+def headline(result: dict) -> str:
+    """One line: cycles, spectra, mean CE, R_tot through the first stripping, then what makes fits doubtful."""
+    cycles, spectra, doubts = result["cycles"], result["spectra"], _doubts(result)
     if not cycles:
-        return f"{spectra} spectra; no complete cycle"
+        return f"{spectra} spectra; no complete cycle" + doubts
     ce = [c["ce"] for c in cycles if c["ce"] is not None]
     text = f"{len(cycles)} cycles, {spectra} spectra; mean CE {100 * sum(ce) / len(ce):.2f} %"
     r = [x for x in cycles[0]["R_tot_stripping_ohm"] if x is not None]
     if len(r) >= 2:
         text += f"; R_tot during the first stripping {r[0]:.4g} → {r[-1]:.4g} Ω at its end"
-    return text
+    return text + doubts
+
+
+def _doubts(result: dict) -> str:
+    """What the headline must not hide: spectra that failed Lin-KK after a re-measure, flagged points."""
+    failed, flagged = result.get("kk_failed_spectra", ()), result.get("flagged_points", 0)
+    text = f"; spectra {', '.join(map(str, failed))} FAILED Kramers–Kronig (fits not clean)" if failed else ""
+    return text + (f"; {flagged} points flagged (two reads disagree)" if flagged else "")

@@ -11,7 +11,12 @@ life. This driver adds:
   data, ``E`` wrong mode, ``F`` invalid CRC, ``G`` reply too long), :class:`SQMChecksumError` a reply whose
   CRC is wrong, :class:`SQMFramingError` bytes that are not a reply packet;
 - film parameters (``A{film}?`` / ``A{film} …``), the active film (``D{film}``), zeroing (``S`` thickness and
-  rate, ``T`` timer) and the shutter relay (``U1`` open, ``U0`` close).
+  rate, ``T`` timer) and the shutter relay (``U1`` open, ``U0`` close);
+- a reply that does not come (:class:`SQMTimeout`) or comes corrupted is refused by the instrument class and tried
+  again by the role (:class:`SQM160Monitor`): each of its operations is sent again, up to ``ATTEMPTS`` (3) times
+  in all, with what was left unread dropped first, so a corrupted byte never ends a deposition while a monitor that
+  stopped answering still does, within three timeouts. Every operation of the role is safe to repeat (programming
+  a film, zeroing, opening or closing the shutter, reading).
 
 The field order of ``A`` and the letters ``D`` and ``U`` are not confirmed from the SQM-160 manual's §5.4
 (research/instruments.md §6.3 marks them unverified): they live in :data:`FILM_FIELDS`, :attr:`SQM160.active_film`
@@ -23,11 +28,15 @@ Thickness comes from the monitor in kÅ (the SQM/SQC display convention, §6.3),
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pymeasure.instruments.inficon.sqm160 import SQM160 as PyMeasureSQM160
 from pymeasure.instruments.inficon.sqm160 import calculate_checksum
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
+from pyvisa.constants import StatusCode
+from pyvisa.errors import VisaIOError
 
 from labctl.films import (
     DENSITY_G_CM3,
@@ -54,6 +63,7 @@ ERROR_STATUSES = {
     "F": "invalid CRC",
     "G": "reply longer than 221 characters",
 }
+ATTEMPTS = 3  # sends of a role operation whose reply is lost or corrupted, before the error is raised
 NO_OSCILLATION_HZ = 1000.0  # a failed crystal reads 0 Hz; nothing between this and the 4-6 MHz band is a crystal
 
 # Film parameters in the order of ``A{film}`` (unconfirmed, see the module docstring); their ranges: labctl/films.py.
@@ -80,6 +90,14 @@ class SQMFramingError(SQMError):
 
 class SQMChecksumError(SQMError):
     """A reply whose CRC does not match its bytes: corrupted on the line."""
+
+
+class SQMTimeout(SQMError):
+    """No reply (or not all of it) within the read timeout."""
+
+
+RETRIED = (SQMFramingError, SQMChecksumError, SQMTimeout)  # the line's faults, not the monitor's answer
+T = TypeVar("T")
 
 
 class SQMStatusError(SQMError):
@@ -162,8 +180,11 @@ class SQM160(PyMeasureSQM160):
         validator=strict_discrete_set, values={"open": 1, "closed": 0}, map_values=True, check_set_errors=True,
     )  # fmt: skip
 
-    def __init__(self, adapter, name: str | None = None, baud_rate: int = 19200, **kwargs) -> None:
+    def __init__(self, adapter, name: str | None = None, baud_rate: int = 19200, timeout: int = 3000,
+                 **kwargs) -> None:
+        """``timeout``: how long a read waits for a reply, ms (PyMeasure's SQM160 fixes 3000)."""
         super().__init__(adapter, name or f"INFICON {self.MODEL}", baud_rate=baud_rate, **kwargs)
+        self.adapter.connection.timeout = timeout
         self.last_command = ""
 
     def write(self, command: str) -> None:
@@ -173,6 +194,17 @@ class SQM160(PyMeasureSQM160):
 
     def read(self) -> str:
         """The message of one reply packet, read to its end before its status and CRC are judged."""
+        try:
+            return self._read_packet()
+        except VisaIOError as e:
+            if e.error_code != StatusCode.error_timeout:
+                raise SQMError(f"the serial port failed while reading the reply to {self.last_command!r}: "
+                               f"{e.description}") from e
+            self._resynchronise()
+            raise SQMTimeout(f"no reply (or not all of it) to {self.last_command!r} within the read timeout; check "
+                             "the monitor's power, cable and baud rate") from e
+
+    def _read_packet(self) -> str:
         header = self.read_bytes(2)
         if header[:1] != SYNC:
             self._resynchronise()
@@ -252,6 +284,19 @@ class SQM160Monitor:
         if self._channel is None:
             raise ValueError(f"sensor {sensor}: the {instrument.MODEL} has sensors 1..{_sensor_count(instrument)}")
 
+    def _retried(self, what: str, operation: Callable[[], T]) -> T:
+        """``operation``, done again when its reply was lost or corrupted, up to ATTEMPTS times in all."""
+        for attempt in range(1, ATTEMPTS):
+            try:
+                return operation()
+            except RETRIED as e:
+                log.warning("%s: %s (attempt %d of %d); trying again", what, e, attempt, ATTEMPTS)
+                self.instrument._resynchronise()
+        try:
+            return operation()
+        except RETRIED as e:
+            raise type(e)(f"{what} failed {ATTEMPTS} times; the last time: {e}") from e
+
     def identity(self) -> dict[str, str]:
         return {
             "make": "INFICON",
@@ -273,10 +318,10 @@ class SQM160Monitor:
             final_thickness_kA=final_thickness_nm / NM_PER_KA,
             sensor_mask=1 << (self.sensor - 1),
         )
-        self.instrument.select_film(self.film_number, film)
+        self._retried("programming the film", lambda: self.instrument.select_film(self.film_number, film))
 
     def zero(self) -> None:
-        self.instrument.zero()
+        self._retried("zeroing", self.instrument.zero)
 
     def open_shutter(self) -> None:
         self._shutter("open")
@@ -285,6 +330,9 @@ class SQM160Monitor:
         self._shutter("closed")
 
     def read(self) -> RateReading:
+        return self._retried("reading the sensor", self._reading)
+
+    def _reading(self) -> RateReading:
         channel = self._channel
         frequency_Hz = channel.frequency
         return RateReading(
@@ -304,7 +352,7 @@ class SQM160Monitor:
             raise ShutterNotControlled(
                 f"the shutter of this bench is worked by hand, not by the {self.instrument.MODEL}; ask the operator"
             )
-        self.instrument.shutter = state
+        self._retried(f"setting the shutter {state}", lambda: setattr(self.instrument, "shutter", state))
 
 
 def _sensor_count(instrument: SQM160) -> int:

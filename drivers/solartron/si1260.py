@@ -14,6 +14,12 @@ point's result. So nothing is asked between ``SI`` and the result. Spectra are s
 at a time: ``trigger(f)`` (FR, *ESR?, SI), let ``point_duration_s(f)`` pass, then ``read_point(f)``, which
 drops a result for another frequency (a stale point of an earlier trigger). A VISA error (a timeout, a lost
 connection) is raised as a SolartronError naming what was under way.
+
+A result line has no checksum. One whose frequency field was changed on the way looks like a stale point and is
+dropped; when no other line follows, the driver asks ``DO`` (output the last result again) once, so the point is
+read from the 1260's memory instead of lost. A changed digit in Z' or Z'' passes the wire: the procedure's
+neighbour check (``labctl.analysis.spectrum_points``) catches it. ``stop()`` (``BK``) ends a point in progress, so
+the generator stops driving the cell, reopening a connection that was lost first; closing the role does it.
 """
 
 from __future__ import annotations
@@ -238,6 +244,8 @@ class Solartron1260(Instrument):
         self._sent: deque[str] = deque(maxlen=SENT_KEPT)  # commands since the last *ESR? or *CLS, to blame
         self._read_timeout_s = (connection | kwargs)["timeout"] / 1000  # what a read waits now, for messages
         self._last_command = ""  # what a line read now answers, for messages
+        self._in_flight: float | None = None  # the frequency of a point triggered and not read yet
+        self._connection_lost = False  # a lost connection is reopened before stop() sends BK
 
     # PyMeasure checks every attribute read and write against the names of dynamic properties, a Python call
     # each (about 150 per point, a fifth of its cost); this driver declares none, so the plain lookup is the same.
@@ -325,6 +333,7 @@ class Solartron1260(Instrument):
         """
         self.write("TT2")
         self._settings.clear()
+        self._in_flight = None
         parse_identity(self._await_identity())
 
     def clear_errors(self) -> None:
@@ -431,6 +440,7 @@ class Solartron1260(Instrument):
         self.frequency = f
         self.check_errors()  # also: nothing is in flight, so SI goes out at once, not held back by the socket
         self.write("SI")
+        self._in_flight = f
 
     def read_point(self, frequency_Hz: float) -> complex:
         """The impedance Z = Z' + jZ'' (ohm) of the point triggered at ``frequency_Hz`` (Hz).
@@ -446,12 +456,32 @@ class Solartron1260(Instrument):
             raise RuntimeError("the result coordinates are unknown (never set, or reset since); call "
                                "configure_potentiostatic() first")
         result = self._read_result(f, self.read_timeout_s(f))
+        self._in_flight = None
         if result.error != 0:
             raise SolartronError(f"the 1260 flagged the point at {f:g} Hz with error {result.error} "
                                  f"({result.line!r}); check the cell connections and the input ranges")
         if result.limits.strip("0"):
             log.warning("the 1260 set limit flags %r on the point at %g Hz", result.limits, f)
         return result.impedance(coordinates)
+
+    def stop(self) -> None:
+        """End the point in progress, if one may be (BK: the generator stops driving the cell), and confirm it with
+        ``*ESR?``, which the 1260 answers only once BK was taken. If that fails (a connection lost, perhaps unseen:
+        a socket whose peer left still takes a write), the connection is reopened and BK sent again, once. Raises
+        SolartronError if the 1260 cannot be reached."""
+        if self._in_flight is None:
+            return
+        for attempt in range(2):
+            try:
+                if attempt or self._connection_lost:
+                    self._reconnect()
+                self.write("BK")
+                self.check_errors()
+                self._in_flight = None
+                return
+            except SolartronError:
+                if attempt:
+                    raise
 
     def analyzer(self) -> Solartron1260Analyzer:
         """This instrument in labctl's ImpedanceAnalyzer role."""
@@ -480,8 +510,25 @@ class Solartron1260(Instrument):
             if e.error_code == StatusCode.error_timeout:
                 raise SolartronTimeout(f"the 1260 sent nothing within {self._read_timeout_s:g} s while {action}; "
                                        "check its power, GPIB address and cable or gateway") from e
+            self._connection_lost = True
             raise SolartronError(f"VISA error while {action}: {e.description}; check the GPIB cable or gateway "
                                  "and the resource string") from e
+        except OSError as e:  # pyvisa-py raises a TCPIP SOCKET's own errors (reset by the peer, broken pipe)
+            self._connection_lost = True
+            raise SolartronError(f"the connection to the 1260 was lost while {action} ({e}): an instrument fault, not "
+                                 "the cell; check the gateway, its network cable and the 1260's power") from e
+
+    def _reconnect(self) -> None:
+        """Close and reopen the VISA session, keeping its timeout and terminations (a reopened session forgets
+        them)."""
+        connection = self.adapter.connection
+        kept = {name: getattr(connection, name) for name in ("timeout", "read_termination", "write_termination")}
+        with self._visa_errors("reconnecting"):
+            connection.close()
+            connection.open()
+        for name, value in kept.items():
+            setattr(connection, name, value)
+        self._connection_lost = False
 
     def _await_identity(self) -> str:
         """Ask ``*IDN?`` until the 1260 answers (it ignores the bus while it resets), past queued results."""
@@ -502,24 +549,47 @@ class Solartron1260(Instrument):
                              "after a reset (TT2); check its power, GPIB address and cable or gateway")
 
     def _read_result(self, f: float, timeout_s: float) -> Result:
-        """The next result line for frequency ``f``, dropping stale ones."""
+        """The next result line for frequency ``f``, dropping stale ones; if nothing follows a dropped line, it
+        may have been this point with its frequency changed on the way, so the 1260 is asked for it again (DO)."""
+        dropped: list[str] = []
         for _ in range(1 + STALE_REREADS):
-            result = parse_result(self._read_line(f, timeout_s))
+            try:
+                result = parse_result(self._read_line(f, timeout_s))
+            except SolartronTimeout:
+                if not dropped:
+                    raise
+                return self._output_again(f, dropped)
             if abs(result.frequency_Hz - f) <= FREQUENCY_RTOL * f:
                 return result
             log.warning("stale point: asked for %g Hz, read a result for %g Hz (%r); dropped it, reading again",
                         f, result.frequency_Hz, result.line)
+            dropped.append(result.line)
         raise SolartronError(f"{1 + STALE_REREADS} results in a row were for other frequencies than {f:g} Hz "
                              f"(last {result.line!r}); call configure_potentiostatic() to reset the 1260 and "
                              "empty its output queue, then trigger again")
+
+    def _output_again(self, f: float, dropped: list[str]) -> Result:
+        """The last result, output again (DO), when it is for ``f``; else a SolartronError."""
+        log.warning("no result for %g Hz after dropping %r: asking the 1260 for its last result again (DO)", f, dropped)
+        self.write("DO")
+        result = parse_result(self._read_line(f, READ_MARGIN_S))
+        if abs(result.frequency_Hz - f) > FREQUENCY_RTOL * f:
+            raise SolartronError(f"no result for the point at {f:g} Hz: the 1260's last result is for "
+                                 f"{result.frequency_Hz:g} Hz ({result.line!r}); call configure_potentiostatic() to "
+                                 "reset it, then trigger again")
+        log.warning("the dropped line %r was the point at %g Hz changed on the way; read it again: %r", dropped[-1],
+                    f, result.line)
+        return result
 
     def _read_line(self, f: float, timeout_s: float) -> str:
         try:
             with self._timeout(timeout_s):
                 return self.read()
         except SolartronTimeout as e:
-            raise SolartronError(f"no result for the point at {f:g} Hz within {timeout_s:g} s; was trigger() "
-                                 "called, and do results go to GPIB (OP2,1, set by configure_potentiostatic())?") from e
+            raise SolartronTimeout(f"no result for the point at {f:g} Hz within {timeout_s:g} s: the 1260 or its "
+                                   "connection failed (an instrument fault, not the cell); check its power and the GPIB "
+                                   "cable or gateway, that trigger() was called and that results go to GPIB (OP2,1, "
+                                   "set by configure_potentiostatic())") from e
 
 
 class Solartron1260Analyzer:
@@ -551,5 +621,11 @@ class Solartron1260Analyzer:
         return self.instrument.read_point(frequency_Hz)
 
     def close(self) -> None:
-        """Close the connection (the 1260 keeps its settings)."""
-        self.instrument.adapter.close()
+        """End a point in progress (the generator stops driving the cell), then close the connection (the 1260
+        keeps its settings). A 1260 that cannot be reached is logged: closing never fails."""
+        try:
+            self.instrument.stop()
+        except SolartronError as e:
+            log.error("could not end the point in progress on the 1260 (%s); end it on its front panel", e)
+        finally:
+            self.instrument.adapter.close()
