@@ -12,6 +12,10 @@ A bench file maps roles to instruments::
     [roles.cycler.options]
     username = "admin"
     password = "000000"
+    current_range_A = 0.5              # the channel's full scale, A and ±V: CTI does not report them
+    voltage_range_V = 10.0
+    [roles.cycler.limits]              # safety limits of this channel (labctl/safety.py); [limits]: of the bench
+    voltage_max_V = 5.0
 
 The built-in bench ``sim`` needs no file: labctl starts emulators of every instrument on 127.0.0.1 and
 points the same drivers at them. A file with a ``[sim]`` table does the same with its own settings.
@@ -33,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from labctl.films import FILM_NUMBERS
 from labctl.roles import Clock, CyclerChannel
+from labctl.safety import ChannelRange, Limits, tightest
 from labctl.units import area_from_diameter_cm2
 
 log = logging.getLogger(__name__)
@@ -55,6 +60,7 @@ class InstrumentConfig(_Strict):
     resource: str
     channel: int | None = Field(default=None, ge=1)
     options: dict[str, Any] = {}
+    limits: Limits = Limits()  # the cycler channel's own safety limits
 
 
 class ClockConfig(_Strict):
@@ -77,6 +83,7 @@ class BenchConfig(_Strict):
     clock: ClockConfig = ClockConfig()
     roles: dict[str, InstrumentConfig] = {}
     sim: SimConfig | None = None
+    limits: Limits = Limits()  # safety limits of every channel of the bench
 
 
 def parse_host_port(resource: str, where: str) -> tuple[str, int]:
@@ -91,13 +98,13 @@ def _open_arbin(cfg: InstrumentConfig, where: str) -> CyclerChannel:
     from labctl.drivers.arbin.universal import UniversalScheduleChannel
 
     host, port = parse_host_port(cfg.resource, f"{where}.resource")
-    opts = dict(cfg.options)
+    channel_range, opts = cycler_options(cfg.options, where)
     schedule = opts.pop("schedule", None)
     try:
         client = CTIClient(host, port, **opts)
     except (TypeError, ValueError) as e:
         raise BenchError(f"{where}.options: {e}; options are username, password, timeout_s, connect_timeout_s, "
-                         "schedule") from e
+                         "schedule, current_range_A, voltage_range_V") from e
     except (CTIError, OSError) as e:
         raise BenchError(f"{where}.resource: cannot reach Arbin CTI at {host}:{port}: {e}. Check that MITS Pro's "
                          "Monitor & Control window is open, CTI is enabled and the address is right") from e
@@ -107,7 +114,21 @@ def _open_arbin(cfg: InstrumentConfig, where: str) -> CyclerChannel:
         raise BenchError(f"{where}.channel: {channel} but the cycler at {host}:{port} has "
                          f"{client.channel_count} channels; use 1..{client.channel_count}")
     extra = {"schedule": schedule} if schedule else {}
-    return UniversalScheduleChannel(client, channel, **extra)
+    return UniversalScheduleChannel(client, channel, **extra, **channel_range.model_dump(exclude_none=True))
+
+
+def cycler_options(options: dict[str, Any], where: str) -> tuple[ChannelRange, dict[str, Any]]:
+    """A cycler channel's range from its options (CTI does not report it), checked, and the other options;
+    BenchError naming a bad one."""
+    own = {k: v for k, v in options.items() if k in ChannelRange.model_fields}
+    try:
+        checked = ChannelRange.model_validate(own)
+    except ValidationError as e:
+        problem = e.errors()[0]
+        raise BenchError(f"{where}.options.{problem['loc'][0]}: {problem['input']!r}: {problem['msg'].lower()}; "
+                         "give the channel's full-scale current in A (current_range_A) and voltage in ±V "
+                         "(voltage_range_V)") from None
+    return checked, {k: v for k, v in options.items() if k not in own}
 
 
 VISA_RESOURCE = re.compile(r"^(GPIB\d*::\d+(::\d+)?(::INSTR)?|TCPIP\d*::[^:]+::(\d+::SOCKET|[^:]+::INSTR|INSTR)|"
@@ -217,6 +238,14 @@ class Bench:
     clock: Clock
     roles: dict[str, Any]
     _stack: ExitStack = field(default_factory=ExitStack, repr=False)
+    run_limits: Limits = field(default_factory=Limits)  # the safety limits of the run it is handed to
+
+    @property
+    def limits(self) -> Limits:
+        """The tightest of the bench's, its cycler channel's and the run's safety limits (LimitError if they leave
+        no voltage window)."""
+        cycler = self.config.roles.get("cycler")
+        return tightest(self.config.limits, cycler.limits if cycler else Limits(), self.run_limits)
 
     def role(self, role: str) -> Any:
         try:
@@ -290,6 +319,11 @@ def _check_role(role: str, inst: InstrumentConfig, source: str) -> None:
     driver.check_resource(inst.resource, f"{where}.resource")
     if role == "rate_monitor":
         monitor_options(inst.options, where)
+    if role == "cycler":
+        cycler_options(inst.options, where)
+    elif inst.limits.given():
+        raise BenchError(f"{where}.limits: only the cycler role takes safety limits; move them to "
+                         "[roles.cycler.limits], or to the top-level [limits] table for the whole bench")
 
 
 def open_bench(spec: str, *, sim_overrides: dict[str, Any] | None = None,
@@ -308,7 +342,8 @@ def open_bench(spec: str, *, sim_overrides: dict[str, Any] | None = None,
             check_channel(cycler_channel, sim.channels)
             served = stack.enter_context(start_sim_bench(sim, impedance_channel=cycler_channel or 1)).config()
             served["roles"]["cycler"]["channel"] = cycler_channel or 1
-            config = validate_config({**served, "name": config.name, "sim": sim.model_dump()}, config.name)
+            config = validate_config({**served, "name": config.name, "sim": sim.model_dump(),
+                                      "limits": config.limits.given()}, config.name)  # fmt: skip
         elif sim_overrides:
             raise BenchError(f"--cell/--seed: bench {config.name!r} is not simulated; these options apply to sim benches")
         elif cycler_channel is not None:

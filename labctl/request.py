@@ -1,5 +1,5 @@
-"""A run request: what one run is (procedure, bench, channel, sim cell and seed, parameters) and when it may
-start. A run file, a queue row, the ``labctl run`` child the daemon starts and the GUI's form all carry this
+"""A run request: what one run is (procedure, bench, channel, sim cell and seed, parameters, safety limits) and
+when it may start. A run file, a queue row, the ``labctl run`` child the daemon starts and the GUI's form all carry this
 one shape; each surface only words its errors (``--channel`` on the command line, a red line under the field
 in the GUI).
 
@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from labctl.safety import LimitError, Limits, limits_of
 
 if TYPE_CHECKING:
     from labctl.procedures import LabProcedure
@@ -60,14 +62,19 @@ class RunRequest(BaseModel):
     seed: int | None = Field(default=None, ge=0)  # numpy seeds its generators from non-negative integers only
     channel: int | None = Field(default=None, ge=1)  # channels count from 1
     schedule: Schedule = Field(default_factory=Schedule)
+    limits: Limits = Field(default_factory=Limits)  # the run's safety limits, on top of the bench's (labctl/safety.py)
 
     def with_options(self, *, bench: str | None = None, params: dict[str, str] | None = None,
-                     cell: str | None = None, seed: int | None = None, channel: int | None = None) -> RunRequest:
-        """This request with the given options on top: those given win, parameters name by name."""
+                     cell: str | None = None, seed: int | None = None, channel: int | None = None,
+                     limits: dict[str, float] | None = None) -> RunRequest:
+        """This request with the given options on top: those given win, parameters and limits name by name."""
         given = {"bench": bench, "cell": cell, "seed": seed, "channel": channel}
         update = {"params": self.params | (params or {}), **{k: v for k, v in given.items() if v is not None}}
         try:
+            update["limits"] = limits_of(self.limits.given() | (limits or {}))
             return RunRequest.model_validate(self.model_dump() | update)
+        except LimitError as e:
+            raise RequestError("limits", str(e)) from None
         except ValidationError as e:
             raise request_error(e) from None
 
@@ -91,4 +98,6 @@ class RunRequest(BaseModel):
         for option, value in (("--cell", self.cell), ("--seed", self.seed), ("--channel", self.channel)):
             if value is not None:
                 args += [option, str(value)]
+        for name, limit in self.limits.given().items():
+            args += ["--limit", f"{name}={limit!r}"]
         return args

@@ -27,6 +27,11 @@ class CyclerReading:
     end_reason: str | None = None
 
 
+class ResumeRefused(Exception):
+    """A run cannot go on where it stopped; the message says why (the channel was used meanwhile, its test ended,
+    the instrument's test time went backwards, the procedure cannot resume)."""
+
+
 @runtime_checkable
 class CyclerChannel(Protocol):
     """A channel that can pass a constant current or hold a constant voltage under limits, rest, and report
@@ -63,6 +68,13 @@ class CyclerChannel(Protocol):
         """Start a constant-voltage segment: hold ``voltage_V`` with |I| clamped to ``max_current_A`` (the voltage
         sags while the clamp holds the current), until the instrument ends it at the first limit reached: step
         time ``until_time_s``, or |I| fallen to ``until_current_A`` (end reason "current_low"); None = no limit."""
+        ...
+
+    def resume(self, test_name: str, after_test_time_s: float) -> CyclerReading:
+        """Take over the test ``test_name`` that a process which died left on the channel and put it at rest, to go
+        on with it; returns the channel's reading from before the rest (is the segment still running, since when
+        does it rest). ResumeRefused unless that test still runs there and its test time is at least ``after_test_time_s`` (the
+        last stored reading's)."""
         ...
 
     def rest(self) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from pymeasure.experiment import FloatParameter, Parameter, Procedure
 
+from labctl.roles import ResumeRefused
 from labctl.units import area_from_diameter_cm2
 
 
@@ -83,6 +84,15 @@ class LabProcedure(Procedure):
 
     def estimated_duration_s(self) -> float:
         return math.inf
+
+    def resume_from(self, rows: Any, events: list[dict[str, Any]], last_written: float) -> None:
+        """Rebuild a crashed run's state from its stored rows and events (see ``CyclingProcedure``); ResumeRefused
+        for procedures that cannot go on where they stopped."""
+        raise ResumeRefused(f"{self.NAME} runs cannot be resumed; only ccd runs can")
+
+    def suspend(self) -> None:
+        """Leave the instruments safe when the process is told to terminate; a resumable procedure keeps its test."""
+        self.shutdown()
 
     def sim_defaults(self) -> dict[str, Any]:
         """What a simulated bench should put in its cell holder for this procedure."""

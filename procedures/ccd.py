@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import islice
+from typing import Any
 
+import pandas as pd
 from pymeasure.experiment import FloatParameter, IntegerParameter, ListParameter
 
 from labctl.analysis.ccd import CCDAnalyzer
-from labctl.analysis.replay import Analysis
+from labctl.analysis.replay import Analysis, rows_of
 from labctl.procedures.base import ParameterError
 from labctl.procedures.cycling import CyclingProcedure
 from labctl.procedures.longcycle import LongCycling, long_headline
@@ -104,41 +107,71 @@ class CCDProcedure(LongCycling, CyclingProcedure):
         return Analysis("ccd", CCDAnalyzer, self.area_cm2, {"voltage_limit_V": self.voltage_limit,
                                                            "ohmic_floor_ohm": self.bulk_resistance or None})
 
+    RESUMABLE = True
+    ladder = None  # the ladder's result, once the ladder is over
+    long_started_s: float | None = None  # test time at which the long phase began
+
     def startup(self) -> None:
-        self.analyzer = self.analysis().analyzer()
+        resumed = self.interrupted is not None
+        if not resumed:
+            self.analyzer = self.analysis().analyzer()
         self.begin_cycling()
-        self.emit("event", {"kind": "test_started", "planned_half_cycles": len(self.half_cycles())})
+        if not resumed:
+            self.emit("event", {"kind": "test_started", "planned_half_cycles": len(self.half_cycles())})
+
+    def restore(self, rows: pd.DataFrame | None, events: list[dict[str, Any]]) -> None:
+        """The detector's state from the stored rows, and the ladder's result if the long phase had begun."""
+        self.analyzer = self.analysis().analyzer()
+        ladder_steps = len(self.half_cycles())
+        for row in rows_of(rows, self.analyzer.split) if rows is not None else ():
+            if row.step > ladder_steps and self.ladder is None:
+                self.ladder = self.analyzer.result()
+            self.analyzer.feed(row)
+        started = [e["test_time_s"] for e in events if e.get("kind") == "long_phase_started"]
+        self.long_started_s = started[-1] if started else None
 
     def execute(self) -> None:
-        for half in self.half_cycles():
-            self._run_half_cycle(half)
-            if self.analyzer.failure or self.should_stop():
+        ladder, done = self.half_cycles(), self.segments_done()
+        for half in ladder[done:]:
+            if self.analyzer.failure or self.should_stop():  # a resumed run may have found its failure already
                 break
-        self.ladder = self.analyzer.result()  # the CCD is the ladder's; the long phase is reported beside it
+            self._run_half_cycle(half)
+        if self.ladder is None:  # the CCD is the ladder's; the long phase is reported beside it
+            self.ladder = self.analyzer.result()
         self.long_cycling = None
         if self.then_density and self.ladder.failure is None and not self.should_stop():
-            self._run_long_phase()
+            self._run_long_phase(max(done - len(ladder), 0))
         self.cycler.rest()
         self._report()
 
-    def _run_long_phase(self) -> None:
-        """Cycle on at ``then_density`` (see :mod:`labctl.procedures.longcycle`) until done, a failure or a stop."""
-        start, cycles = self.cycler.read().test_time_s, 0
-        for density, cycle, duration_s in self.long_half_cycles(self.half_cycles()[-1].cycle + 1):
-            self._run_half_cycle(HalfCycle(density, cycle, duration_s, None), self.then_sample_interval)
+    def _run_long_phase(self, done: int) -> None:
+        """Cycle on at ``then_density`` (see :mod:`labctl.procedures.longcycle`) until done, a failure or a stop;
+        a resumed run skips the ``done`` half-cycles it completed before."""
+        if self.long_started_s is None:
+            self.long_started_s = self.cycler.read().test_time_s
+            self.emit("event", {"kind": "long_phase_started", "test_time_s": self.long_started_s})
+        plan = self.long_half_cycles(self.half_cycles()[-1].cycle + 1)
+        cycles = sum(density < 0 for density, _, _ in islice(plan, done))  # a cycle ends with its negative half
+        for density, cycle, duration_s in plan:
             if self.analyzer.failure or self.should_stop():
                 break
-            cycles += density < 0  # a cycle is complete when its second (negative) half is
+            self._run_half_cycle(HalfCycle(density, cycle, duration_s, None), self.then_sample_interval)
+            cycles += density < 0 and not self.analyzer.failure and not self.should_stop()
         failure, found = self.analyzer.failure, self.analyzer.result().soft_shorts
-        self.long_cycling = self.long_result(start, self.cycler.read().test_time_s, cycles,
+        self.long_cycling = self.long_result(self.long_started_s, self.cycler.read().test_time_s, cycles,
                                              failure.to_dict() if failure else None, self.should_stop(),
                                              [f.to_dict() for f in found[len(self.ladder.soft_shorts):]])
 
     def _run_half_cycle(self, half: HalfCycle, interval_s: float | None = None) -> None:
         current = current_A(half.density_mA_cm2, self.area_cm2)
+        limits = self.remainder(half.until_time_s, half.until_charge_Ah, current)
+        if limits is None:  # a resumed run's interrupted half-cycle ended while no process watched it
+            self._findings(self.analyzer.end_segment("charge" if half.until_charge_Ah else "time"))
+            return
+        until_time_s, until_charge_Ah = limits
         reading = self.run_segment(lambda: self.cycler.apply_current(
             current, max_voltage_V=self.voltage_limit, min_voltage_V=-self.voltage_limit,
-            until_time_s=half.until_time_s, until_charge_Ah=half.until_charge_Ah),
+            until_time_s=until_time_s, until_charge_Ah=until_charge_Ah),
             cycle=half.cycle, density_mA_cm2=half.density_mA_cm2, label=f"{half.density_mA_cm2:+g} mA/cm²",
             interval_s=interval_s)  # fmt: skip
         if not reading.segment_active and self.analyzer.failure is None:

@@ -8,9 +8,13 @@ checked on the cell's noise-free voltage after every substep and at once wheneve
 tells it how far away they are. Readings report the cell's measured voltage (with noise).
 
 A constant-voltage step sets the current from the cell's ``current_at(voltage)`` on entry, whenever a
-meta-variable changes and after every substep, clamped to the step's |I| limit (a clamped channel passes the
-clamp current and the voltage sags: constant current at the clamp). Each substep passes the current set at
-its start, so the capacity counters and the cell see the same charge.
+meta-variable changes and after every substep, clamped to the step's |I| limit and to the channel's range (a
+clamped channel passes the clamp current and the voltage sags: constant current at the clamp). Each substep
+passes the current set at its start, so the capacity counters and the cell see the same charge.
+
+The schedule's global safety (MITS's Global page, numbers in the schedule file) is the channel's: |V| beyond
+``SAFETY_VOLTAGE_V``, or a current set-point beyond ``CURRENT_SAFETY`` of the channel's range, makes the channel
+Unsafe at once with the current off (a 10 A request on a 5 A channel passes nothing).
 
 Callers hold the clock's lock around every method: the clock does so while it integrates, and the CTI server
 does so while it handles a command.
@@ -42,6 +46,9 @@ log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
 SAFETY_VOLTAGE_V = 5.0  # schedule-level safety: |V| beyond this makes the channel Unsafe
+CURRENT_RANGE_A = 5.0  # the channel's full-scale current (its largest range, a common top range of MITS Pro), A
+VOLTAGE_RANGE_V = 10.0  # its full-scale voltage, ±V (the 10 V class of sim_instruments/measurement.py's noise)
+CURRENT_SAFETY = 1.05  # schedule-level current safety, of the range (MITS's default safety scope is 105 %)
 TIME_TOLERANCE_S = 1e-9  # a time limit counts as reached this close to it (rounding of summed substeps)
 CHARGE_TOLERANCE = 1e-9  # relative, likewise for charge limits
 MAX_ZERO_TIME_TRANSITIONS = 64  # a schedule that keeps jumping without time passing is stopped there
@@ -50,10 +57,12 @@ INF = math.inf
 
 class ArbinChannel:
     """Channel ``number`` (1-based; the wire index is ``number - 1``) with ``cell`` connected, or None,
-    living on ``clock``."""
+    living on ``clock``, passing at most ``current_range_A``."""
 
-    def __init__(self, number: int, cell: ChannelCell | None, clock: VirtualClock) -> None:
+    def __init__(self, number: int, cell: ChannelCell | None, clock: VirtualClock, *,
+                 current_range_A: float = CURRENT_RANGE_A) -> None:
         self.number = number
+        self.current_range_A = current_range_A
         self.cell = cell
         self._clock = clock
         self.schedule_name = ""
@@ -210,7 +219,7 @@ class ArbinChannel:
         changed = False
         for _ in range(MAX_ZERO_TIME_TRANSITIONS):
             if not -SAFETY_VOLTAGE_V <= v <= SAFETY_VOLTAGE_V:
-                self._unsafe(v)
+                self._unsafe("|Voltage|>SafetyLimit", f"{v:.3f} V is beyond the ±{SAFETY_VOLTAGE_V:.1f} V safety limit")
                 return True
             limit = self._reached(v)
             if limit is None:
@@ -273,6 +282,10 @@ class ArbinChannel:
             self._begin_hold(step)
             return
         current = step.current_A if step.current_mv is None else self.mvs.get(step.current_mv, 0.0)
+        if abs(current) > CURRENT_SAFETY * self.current_range_A:
+            self._unsafe("|Current|>SafetyLimit", f"a set-point of {current:g} A is beyond the current safety "
+                         f"({CURRENT_SAFETY:.0%} of the {self.current_range_A:g} A range)")
+            return
         self._set_current(current)
 
     def _begin_hold(self, step: Step) -> None:
@@ -285,7 +298,8 @@ class ArbinChannel:
                       "current_at(voltage_V), so no current can be found for it; channel Unsafe, current off",
                       self.number, self.step_number, step.name, type(self.cell).__name__)
             return
-        clamp = INF if step.clamp_mv is None else abs(self.mvs.get(step.clamp_mv, 0.0))
+        clamp = self.current_range_A if step.clamp_mv is None else min(abs(self.mvs.get(step.clamp_mv, 0.0)),
+                                                                        self.current_range_A)
         self._hold = (self.cell.current_at, self.mvs.get(step.voltage_mv, 0.0), clamp)
         self._set_current(self._held_current())
 
@@ -305,11 +319,10 @@ class ArbinChannel:
         else:
             self.status = ChannelStatus.REST
 
-    def _unsafe(self, v: float) -> None:
+    def _unsafe(self, exit_condition: str, why: str) -> None:
         self._go_idle(ChannelStatus.UNSAFE)
-        self.exit_condition = "|Voltage|>SafetyLimit"
-        log.warning("channel %d: %.3f V is beyond the +-%.1f V safety limit; channel Unsafe, current off",
-                    self.number, v, SAFETY_VOLTAGE_V)
+        self.exit_condition = exit_condition
+        log.warning("channel %d: %s; channel Unsafe, current off", self.number, why)
 
     def _go_idle(self, status: ChannelStatus) -> None:
         self.running = False

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from labctl.drivers.arbin import messages as m
 from labctl.drivers.arbin.messages import Command
-from labctl.sim_instruments.arbin_channel import ArbinChannel
+from labctl.sim_instruments.arbin_channel import CURRENT_RANGE_A, VOLTAGE_RANGE_V, ArbinChannel
 from labctl.sim_instruments.arbin_schedules import DEFAULT_CATALOGUE, UNIVERSAL_NAME, PremadeSchedule, find_schedule
 from labctl.sim_instruments.cell import ChannelCell
 from labctl.sim_instruments.clock import VirtualClock
@@ -85,7 +85,8 @@ class ArbinEmulator(TcpServer):
 
     Channels without a cell are present but not connected (starting them fails with 0x13). Known schedules:
     ``labctl_universal.sdx`` and the names in ``catalogue``. ``all_channels_reply`` mimics MITS 10, which
-    answers every channel info request with all channels. Listens on 127.0.0.1:``port`` (0 = a free port).
+    answers every channel info request with all channels. Every channel passes at most ``current_range_A`` and
+    measures ±``voltage_range_V``. Listens on 127.0.0.1:``port`` (0 = a free port).
     """
 
     def __init__(
@@ -101,6 +102,8 @@ class ArbinEmulator(TcpServer):
         version: int = 8,
         catalogue: Mapping[str, PremadeSchedule] = DEFAULT_CATALOGUE,
         all_channels_reply: bool = False,
+        current_range_A: float = CURRENT_RANGE_A,
+        voltage_range_V: float = VOLTAGE_RANGE_V,
     ) -> None:
         count = channels if channels is not None else max(cells, default=1)
         if count < 1:
@@ -114,7 +117,9 @@ class ArbinEmulator(TcpServer):
         self.serial_number, self.version = serial_number, version
         self.catalogue = catalogue
         self.all_channels_reply = all_channels_reply
-        self.channels = [ArbinChannel(n, cells.get(n), clock) for n in range(1, count + 1)]
+        self.current_range_A, self.voltage_range_V = current_range_A, voltage_range_V
+        self.channels = [ArbinChannel(n, cells.get(n), clock, current_range_A=current_range_A)
+                         for n in range(1, count + 1)]
         self._handlers: dict[int, tuple[Callable[[bytes], bool], Handler]] = {
             Command.LOGIN: (self._size_is(m.LOGIN), self._login),
             Command.CHANNELS_INFO: (self._size_is(m.CHANNELS_INFO), self._channels_info),

@@ -98,7 +98,8 @@ class SimBench:
                 "driver": "arbin-cti",
                 "resource": addresses["cycler"],
                 "channel": 1,
-                "options": {"username": self.username, "password": self.password},
+                "options": {"username": self.username, "password": self.password,
+                            "current_range_A": self.cycler.current_range_A, "voltage_range_V": self.cycler.voltage_range_V},
             },
         }
         if self.impedance is not None:

@@ -57,7 +57,7 @@ from labctl.drivers.arbin.cti import (
     check_text,
 )
 from labctl.drivers.arbin.messages import ChannelStatus
-from labctl.roles import CyclerReading
+from labctl.roles import CyclerReading, ResumeRefused
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,8 @@ class UniversalScheduleChannel:
     ``channel`` is the physical channel number, 1-based. ``start_timeout_s`` (wall time) bounds the wait
     for the channel to rest in "Idle" after START, polling every ``poll_interval_s`` with ``sleep``.
     ``unwatched_limit_s`` bounds how long a segment runs on the instrument past the last read (s).
+    ``current_range_A`` and ``voltage_range_V`` are the channel's full scale (A, ±V), which CTI does not report; the
+    bench file gives them, and the identity passes them on to the safety supervisor (None: not known).
     """
 
     def __init__(
@@ -134,6 +136,8 @@ class UniversalScheduleChannel:
         poll_interval_s: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
         unwatched_limit_s: float = UNWATCHED_LIMIT_S,
+        current_range_A: float | None = None,
+        voltage_range_V: float | None = None,
     ) -> None:
         if isinstance(channel, bool) or not isinstance(channel, int) or not 1 <= channel <= client.channel_count:
             raise ValueError(f"channel = {channel!r}: the cycler at {client.where} has channels "
@@ -147,11 +151,13 @@ class UniversalScheduleChannel:
             raise ValueError(f"unwatched_limit_s = {unwatched_limit_s!r} s must be > 0")
         self._unwatched_s = unwatched_limit_s
         self._lock = ChannelLock(client.where, channel)
+        self._range = {name: str(value) for name, value in (("current_range_A", current_range_A),
+                                                             ("voltage_range_V", voltage_range_V)) if value is not None}
 
     def identity(self) -> dict[str, str]:
-        """Make, model, serial number (from login) and physical channel."""
+        """Make, model, serial number (from login), physical channel and its range (as configured)."""
         return {"make": "Arbin", "model": "MITS Pro (CTI)", "serial_number": self._client.serial_number,
-                "channel": str(self._channel)}
+                "channel": str(self._channel), **self._range}
 
     def begin(self, test_name: str) -> None:
         """Assign the universal schedule, start it as ``test_name`` (<= 72 characters), wait until it rests."""
@@ -273,6 +279,32 @@ class UniversalScheduleChannel:
             log.warning("channel %d: %s; taking it over anyway", self._channel, e)
         self._started = self._client.channel_info(self._channel).running
         return self._started
+
+    def resume(self, test_name: str, after_test_time_s: float) -> CyclerReading:
+        """Take over our test ``test_name`` left on the channel by a process that died, and rest it (MV_UD1 = 0) so
+        the next segment starts clean; returns the reading from before the rest. ResumeRefused if a live process
+        holds the channel, no test or another one runs there, or its test time is below ``after_test_time_s``
+        (the test was restarted: time went backwards)."""
+        try:
+            self._lock.acquire()
+        except CTIError as e:
+            raise ResumeRefused(str(e)) from None
+        info = self._client.channel_info(self._channel)
+        where = f"channel {self._channel}"
+        if not info.running:
+            why = f"{where} runs no test ({info.status_word}): its test was ended, so the run cannot go on in it"
+        elif info.test_name != test_name:
+            why = f"{where} runs test {info.test_name!r}, not {test_name!r}: it was used meanwhile"
+        elif info.test_time_s < after_test_time_s - TIME_TOL_S:
+            why = (f"{where}: the test time went backwards ({info.test_time_s:.0f} s now, {after_test_time_s:.0f} s "
+                   "stored): the test was restarted")
+        else:
+            self._started, self._segment = True, None
+            before = self.read()
+            self.rest()
+            return before
+        self._lock.release()
+        raise ResumeRefused(why)
 
     def end(self) -> None:
         """End the test (MV_UD1 = 9, then STOP); best effort, never raises, safe to call again."""

@@ -1,13 +1,13 @@
 """Feed a recorded BDF time series through any streaming analyzer, row by row as a live run feeds it.
 
-One function serves ``labctl analyze``, the run browser's re-analysis (:mod:`labctl.engine.reanalysis`) and, later, a run
+One function serves ``labctl analyze``, the run browser's re-analysis (:mod:`labctl.engine.reanalysis`) and a run
 resumed after a crash: whatever the analyzer, the file is read the same way (:mod:`labctl.analysis.segments`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -94,10 +94,16 @@ def replay(frame: pd.DataFrame, analyzer: Analyzer) -> Any:
     Steps come from ``Step Count / 1`` when present, else are derived by the analyzer's :class:`Split`; cycles from
     ``Cycle Count / 1`` when present; the capacity counters when both are present (cells that are not finite
     numbers are None)."""
-    for row in frame_rows(_columns(frame), analyzer.split):
+    for row in rows_of(frame, analyzer.split):
         analyzer.feed(row)
     analyzer.finish()
     return analyzer.result()
+
+
+def rows_of(frame: pd.DataFrame, split: Split) -> Iterator[Row]:
+    """``frame``'s rows as an analyzer reads them (see :func:`replay`), for a caller that feeds them itself (a resumed
+    run rebuilding its analyzer's state)."""
+    return frame_rows(_columns(frame), split)
 
 
 def _columns(frame: pd.DataFrame) -> dict[str, list]:

@@ -29,8 +29,9 @@ from labctl.cli.options import (
     BenchOption,
     CellOption,
     JsonOption,
+    LimitOption,
+    MaybeProcedureArgument,
     ParamOption,
-    ProcedureArgument,
     SeedOption,
     StoreOption,
     cli_request,
@@ -62,27 +63,39 @@ def _setup() -> None:
 
 @app.command()
 def run(
-    procedure: ProcedureArgument,
+    procedure: MaybeProcedureArgument = None,
     bench: BenchOption = None,
     param: ParamOption = None,
     cell: CellOption = None,
     seed: SeedOption = None,
+    limit: LimitOption = None,
     channel: Annotated[int | None, typer.Option(help="Cycler channel (default: the bench file's; sim: 1)")] = None,
+    resume: Annotated[str | None, typer.Option(
+        help="Go on with this interrupted run where it stopped, in its folder, with its own procedure, bench and "
+             "parameters (ccd runs; its cycler test must still run on its channel)", show_default=False)] = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run a procedure on a bench and store its data; prints the result."""
     from labctl.bench import open_bench
-    from labctl.cli.progress import TerminalProgress
     from labctl.cli.run_file import RunFileError
-    from labctl.engine.runner import Listeners, Runner
-    from labctl.live.feed import RunFeed
     from labctl.procedures import ParameterError
     from labctl.request import RequestError
     from labctl.store import Store
 
+    if resume is not None:
+        given = [name for name, value in (("PROCEDURE", procedure), ("--bench", bench), ("--param", param),
+                 ("--cell", cell), ("--seed", seed), ("--channel", channel), ("--limit", limit)) if value]  # fmt: skip
+        if given:
+            raise fail(f"--resume: {', '.join(given)} cannot be given with it; a resumed run goes on with its own "
+                       "procedure, bench and parameters")
+        _resume(resume, store, as_json)
+    if procedure is None:
+        raise fail("PROCEDURE: missing; give a procedure name (`labctl procedures` lists them) or a run file, "
+                   "or --resume RUN_ID")
     try:
-        request = cli_request(procedure, bench=bench, params=param, cell=cell, seed=seed, channel=channel)
+        request = cli_request(procedure, bench=bench, params=param, cell=cell, seed=seed, channel=channel,
+                              limits=limit)
         proc = request.build()
     except (RunFileError, RequestError, ParameterError) as e:
         raise fail(error_text(e)) from None
@@ -97,12 +110,66 @@ def run(
                             cycler_channel=request.channel)
     except BenchError as e:
         raise fail(str(e)) from None
-    with opened, TerminalProgress(f"{request.procedure} on {opened.name}") as progress:
+    recorded = request.model_dump(mode="json", exclude={"schedule"}) | {"bench": _absolute(request.bench)}
+    _follow(opened, request.procedure, store, as_json, lambda runner: runner.run(proc, opened, recorded))
+
+
+def _absolute(bench: str) -> str:
+    return bench if bench == "sim" else str(Path(bench).resolve())
+
+
+def _resume(run_id: str, store: Path | None, as_json: bool) -> None:
+    """``labctl run --resume RUN_ID``: refuse (exit 2, nothing changed) unless the run can go on, then follow it."""
+    from labctl.bench import load_config, open_bench
+    from labctl.procedures import ParameterError
+    from labctl.request import RequestError, RunRequest
+    from labctl.roles import ResumeRefused
+    from labctl.store import Store
+    from labctl.store.reader import RunReader
+
+    record = Store(store).registry.get(run_id)
+    if record is None:
+        raise fail(f"--resume: no run {run_id!r} in this store; `labctl runs list` lists them")
+    if record.status != "interrupted":
+        why = f"is still running (pid {record.pid})" if record.status == "running" else f"ended {record.status}"
+        raise fail(f"--resume: run {run_id} {why}; only an interrupted run can be resumed")
+    recorded = RunReader(Path(record.folder)).metadata().get("request")
+    if not recorded:
+        raise fail(f"--resume: run {run_id} was recorded without its run request (labctl before 0.2), so it cannot "
+                   "be rebuilt; start a new run")
+    try:
+        request = RunRequest.model_validate(recorded)
+        proc = request.build()
+        if load_config(request.bench).sim is not None:
+            raise ResumeRefused("its simulated bench ran inside its process and ended with it; runs on a bench "
+                                "served by `labctl sim serve` can be resumed")
+        opened = open_bench(request.bench, cycler_channel=request.channel)
+    except (RequestError, ParameterError, BenchError, ResumeRefused) as e:
+        raise fail(f"--resume: run {run_id}: {e}") from None
+
+    def go(runner: Any) -> Any:
+        try:
+            return runner.resume(proc, opened, record)
+        except ResumeRefused as e:
+            raise fail(f"--resume: run {run_id}: {e}") from None
+
+    _follow(opened, f"{request.procedure} (resumed)", store, as_json, go)
+
+
+def _follow(opened: Any, title: str, store: Path | None, as_json: bool, start: Any) -> None:
+    """Run ``start(runner)`` on the opened bench with terminal progress and a live feed; Ctrl-C aborts, SIGTERM
+    interrupts (the channel rests either way); print the outcome and exit with its code."""
+    from labctl.cli.progress import TerminalProgress
+    from labctl.engine.runner import Listeners, Runner
+    from labctl.live.feed import RunFeed
+    from labctl.store import Store
+
+    with opened, TerminalProgress(f"{title} on {opened.name}") as progress:
         runner = Runner(Store(store), Listeners.merged(progress.listeners(), RunFeed().listeners()))
         previous = signal.signal(signal.SIGINT, lambda *_: runner.request_stop())
         previous_term = signal.signal(signal.SIGTERM, lambda *_: runner.request_stop("interrupted"))
         try:
-            outcome = runner.run(proc, opened)
+            outcome = start(runner)
         except BenchError as e:
             raise fail(str(e)) from None
         finally:
@@ -212,7 +279,8 @@ def runs_list(store: StoreOption = None, as_json: JsonOption = False) -> None:
 
 @runs_app.command("show")
 def runs_show(run_id: str, store: StoreOption = None, as_json: JsonOption = False) -> None:
-    """Show one run: status, parameters, cell, instruments, result and files."""
+    """Show one run: status, parameters, cell, instruments, safety limits, result and files."""
+    from labctl.safety import UNITS
     from labctl.store import Store
     from labctl.store.reader import RunReader
 
@@ -236,6 +304,9 @@ def runs_show(run_id: str, store: StoreOption = None, as_json: JsonOption = Fals
     if film_run := (metadata.get("cell") or {}).get("film_run"):
         out.print(Text(film_line(Store(store), film_run)))
     out.print(Text(f"Instruments: {metadata.get('instruments')}"))
+    if "limits" in metadata:  # the tightest of the bench's, the channel's and the run's
+        out.print(Text("Safety limits: " + (", ".join(f"{k} {v:g} {UNITS[k]}" for k, v in metadata["limits"].items())
+                                            or "none")))
     if results:
         out.print(Text(results.get("headline", ""), style="bold"))
     if record.summary and record.summary.get("error"):

@@ -24,28 +24,38 @@ def _checked_store(root: Path | None) -> Path | None:
 StoreOption = Annotated[Path | None, typer.Option("--store", help="Store folder (default $LABCTL_HOME or ~/labctl-data)",
                                                   callback=_checked_store)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")]
-ProcedureArgument = Annotated[str, typer.Argument(help="Procedure name, e.g. ccd (see `labctl procedures`), or a "
-                                                  "run file (.toml; options given here win over it)")]
+PROCEDURE_HELP = "Procedure name, e.g. ccd (see `labctl procedures`), or a run file (.toml; options given here win over it)"
+ProcedureArgument = Annotated[str, typer.Argument(help=PROCEDURE_HELP)]
+MaybeProcedureArgument = Annotated[str | None, typer.Argument(help=PROCEDURE_HELP, show_default=False)]
 BenchOption = Annotated[str | None, typer.Option(help="'sim' or a bench TOML file [default: the run file's, else sim]")]
 ParamOption = Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value; repeat for several")]
 CellOption = Annotated[str | None, typer.Option(help="Sim benches: cell preset (`labctl sim cells` lists them)")]
 SeedOption = Annotated[int | None, typer.Option(help="Sim benches: random seed of the virtual cell")]
+LimitOption = Annotated[list[str] | None, typer.Option(
+    "--limit", help="Safety limit of the run, NAME=VALUE (voltage_max_V, voltage_min_V, current_max_A, "
+                    "capacity_per_step_Ah, test_time_max_h); repeat for several")]
 
 # how the command line names each run-request field, for errors that name the field to fix
 OPTION_NAMES = {"procedure": "procedure", "bench": "--bench", "cell": "--cell", "seed": "--seed",
-                "channel": "--channel", "count": "--count", "after": "--after", "rest_s": "--rest"}  # fmt: skip
+                "channel": "--channel", "count": "--count", "after": "--after", "rest_s": "--rest",
+                "limits": "--limit"}  # fmt: skip
 
 
 def cli_request(argument: str, *, bench: str | None, params: list[str] | None, cell: str | None, seed: int | None,
-                channel: int | None) -> RunRequest:
-    """The request a procedure name or run file describes, with the command line's options on top; RunFileError
-    or ParameterError (a ``-p`` that is no ``name=value``)."""
+                channel: int | None, limits: list[str] | None = None) -> RunRequest:
+    """The request a procedure name or run file describes, with the command line's options on top; RunFileError,
+    ParameterError (a ``-p`` that is no ``name=value``) or RequestError (a bad ``--limit``)."""
     from labctl.cli.run_file import request_of
     from labctl.procedures.base import parse_params
+    from labctl.safety import LimitError, parse_limit_texts
 
     request = request_of(argument)
+    try:
+        given = parse_limit_texts(limits or [])
+    except LimitError as e:
+        raise RequestError("limits", str(e)) from None
     return request.with_options(bench=bench, params=parse_params(params or []), cell=cell, seed=seed,
-                                channel=channel)  # fmt: skip
+                                channel=channel, limits=given)  # fmt: skip
 
 
 def error_text(error: Exception) -> str:

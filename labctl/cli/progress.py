@@ -11,7 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from labctl.engine.runner import Listeners
 
 _SHOWN_EVENTS = {"hard_short", "soft_short", "contact_loss", "fault", "operator_action", "crystal_life_low",
-                 "crystal_failure"}
+                 "crystal_failure", "safety_limit"}
 
 
 class TerminalProgress:

@@ -26,6 +26,7 @@ from labctl.cli.options import (
     BenchOption,
     CellOption,
     JsonOption,
+    LimitOption,
     ParamOption,
     ProcedureArgument,
     SeedOption,
@@ -56,6 +57,7 @@ def queue_add(
     param: ParamOption = None,
     cell: CellOption = None,
     seed: SeedOption = None,
+    limit: LimitOption = None,
     channel: Annotated[int | None, typer.Option(help="Cycler channel (the first one with --count)")] = None,
     count: Annotated[int, typer.Option(help="The same test on this many cells, one per channel from --channel on; "
                                        "cell ids get -1, -2, …")] = 1,
@@ -77,7 +79,8 @@ def queue_add(
 
     queue = _queue(store)
     try:
-        request = cli_request(procedure, bench=bench, params=param, cell=cell, seed=seed, channel=channel)
+        request = cli_request(procedure, bench=bench, params=param, cell=cell, seed=seed, channel=channel,
+                              limits=limit)
         when = Schedule(not_before=parse_start(at, datetime.now().astimezone()) if at else None, after=after,
                         rest_s=parse_duration_s(rest))  # fmt: skip
         entries = plan(request.model_copy(update={"schedule": when}), queue, count=count, hold=hold)
@@ -188,6 +191,8 @@ def serve(
     = None,
     detach: Annotated[bool, typer.Option("--detach", help="Run in the background, past the terminal's closing")]
     = False,
+    resume: Annotated[bool, typer.Option(help="Resume a run that died (killed, crashed, the daemon gone) where it "
+                                         "stopped; --no-resume ends it interrupted")] = True,
     poll: Annotated[float, typer.Option(help="Seconds between looks at the queue", hidden=True)] = 1.0,
     detached: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
@@ -200,9 +205,9 @@ def serve(
                     "or give another --store")
     (root / LOGS).mkdir(parents=True, exist_ok=True)
     if detach:
-        raise typer.Exit(_detach(root, notify, poll))
+        raise typer.Exit(_detach(root, notify, poll, resume))
     _log_to(root / LOGS / SERVE_LOG, echo=not detached)
-    daemon = Daemon(root, notify=notify, poll_s=poll)
+    daemon = Daemon(root, notify=notify, resume=resume, poll_s=poll)
     signal.signal(signal.SIGTERM, daemon.request_stop)
     signal.signal(signal.SIGINT, daemon.request_stop)
     try:
@@ -211,12 +216,13 @@ def serve(
         raise fail(str(e)) from None
 
 
-def _detach(root: Path, notify: str | None, poll: float) -> int:
+def _detach(root: Path, notify: str | None, poll: float, resume: bool) -> int:
     """Start the daemon in its own session, output to its log; wait until it holds the store's lock."""
     from labctl.queue.daemon import LOGS, SERVE_LOG, daemon_pid, labctl_command
 
     cmd = labctl_command("serve", "--store", str(root), "--detached", "--poll", str(poll))
     cmd += ["--notify", notify] if notify else []
+    cmd += [] if resume else ["--no-resume"]
     with (root / LOGS / SERVE_LOG).open("ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)  # fmt: skip

@@ -9,9 +9,11 @@ protocol files; the format is the same)::
     [params]
     cell_id = "Ag-7"
     stop_density = 1.0
+    [limits]                    # safety limits of this run (labctl/safety.py), on top of the bench's
+    voltage_max_V = 0.5
 
 `labctl run FILE.toml` and `labctl queue add FILE.toml` take it where they take a procedure name; options given on
-the command line win over the file's (``-p`` over ``[params]`` name by name).
+the command line win over the file's (``-p`` over ``[params]``, ``--limit`` over ``[limits]``, name by name).
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from pydantic import ValidationError
 from labctl.request import SIM_BENCH, RunRequest
 
 SUFFIX = ".toml"
-FIELDS = ("procedure", "bench", "cell", "seed", "channel", "params")  # a file's fields; the schedule is the queue's
-_TYPE_WORDS = {"string_type": "str", "int_type": "int", "dict_type": "dict"}  # pydantic error type -> TOML's word
+FIELDS = ("procedure", "bench", "cell", "seed", "channel", "params", "limits")  # the schedule is the queue's
+_TYPE_WORDS = {"string_type": "str", "int_type": "int", "dict_type": "dict", "float_type": "number",
+               "model_type": "table"}  # pydantic error type -> TOML's word
 
 
 class RunFileError(ValueError):
@@ -67,10 +70,10 @@ def load_run_file(path: Path) -> RunRequest:
 
 def _first_problem(error: ValidationError, data: dict[str, Any]) -> str:
     problem = error.errors()[0]
-    key = str(problem["loc"][0])
+    key = ".".join(str(part) for part in problem["loc"])  # e.g. limits.voltage_max_V
     if problem["type"] in _TYPE_WORDS:
-        return f"{key} = {data[key]!r} should be a {_TYPE_WORDS[problem['type']]}"
-    return f"{key} = {data[key]!r}: {problem['msg'].lower()}"
+        return f"{key} = {problem['input']!r} should be a {_TYPE_WORDS[problem['type']]}"
+    return f"{key} = {problem['input']!r}: {problem['msg'].removeprefix('Value error, ').lower()}"
 
 
 def _text(value: Any) -> str:

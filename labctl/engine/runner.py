@@ -10,6 +10,7 @@ software fault stopped it) or ``aborted`` (an operator stopped it). No Qt here.
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import threading
 import traceback
@@ -20,10 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from labctl.bench import Bench
+from labctl.engine.supervisor import supervised
 from labctl.procedures.base import LabProcedure
+from labctl.roles import ResumeRefused
+from labctl.safety import SafetyLimitBreach
 from labctl.store import RunFolder, Store
 from labctl.store.folder import time_series_metadata
-from labctl.store.registry import now_iso
+from labctl.store.reader import RunReader
+from labctl.store.registry import RunRecord, now_iso
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +46,11 @@ class RunOutcome:
     folder: Path
     result: dict[str, Any] | None = None
     error: str | None = None
+    refused: bool = False  # a resume its instrument refused (the run is as the crash left it)
 
     @property
     def exit_code(self) -> int:
-        return EXIT_CODES[self.status]
+        return 2 if self.refused else EXIT_CODES[self.status]
 
 
 @dataclass
@@ -89,15 +95,41 @@ class Runner:
         self.stop_status = status
         self.stop_requested.set()
 
-    def run(self, procedure: LabProcedure, bench: Bench) -> RunOutcome:
+    def run(self, procedure: LabProcedure, bench: Bench, request: dict[str, Any] | None = None) -> RunOutcome:
+        """Run ``procedure`` on ``bench`` in a new run; ``request`` (the run request, recorded in the metadata) lets
+        ``labctl run --resume`` rebuild it after a crash."""
         for role in procedure.ROLES:
             bench.role(role)  # raises BenchError before anything is created
+        bench = supervised(bench, request)  # the procedure reaches the cycler only through the safety supervisor
         run_id = self.store.new_run_id(procedure.NAME)
         folder = RunFolder(self.store.folder_of(run_id), list(procedure.DATA_COLUMNS))
-        metadata = _metadata(run_id, procedure, bench)
+        metadata = _metadata(run_id, procedure, bench) | {"request": request}
         folder.write_metadata(metadata)
         self.store.registry.add(run_id, procedure=procedure.NAME, bench=bench.name, cell_id=procedure.cell_id,
                                 folder=folder.path)
+        return self._go(run_id, procedure, bench, folder, metadata)
+
+    def resume(self, procedure: LabProcedure, bench: Bench, record: RunRecord) -> RunOutcome:
+        """Go on with an interrupted run (``record``) in its own folder: ``procedure`` (built from its recorded
+        request) rebuilds its state from the stored rows and events, then its ``startup`` takes the channel's test
+        over. ResumeRefused, with nothing changed, if the procedure cannot; a run whose instrument refuses ends
+        ``interrupted`` again with a ``resume_refused`` event (exit 2)."""
+        for role in procedure.ROLES:
+            bench.role(role)
+        reader = RunReader(Path(record.folder))
+        bench = supervised(bench, reader.metadata().get("request"))
+        procedure.resume_from(reader.rows(), reader.events(), reader.last_written())
+        if not self.store.registry.reclaim(record.id):
+            raise ResumeRefused(f"run {record.id} is no longer interrupted: another process resumed it first")
+        folder = RunFolder(Path(record.folder), list(procedure.DATA_COLUMNS), resume=True)
+        metadata = reader.metadata()
+        resumes = [*metadata.get("resumed", []), {"at": now_iso(), "pid": os.getpid()}]
+        metadata.update(status="running", ended_at=None, error=None, resumed=resumes)
+        folder.write_metadata(metadata)
+        return self._go(record.id, procedure, bench, folder, metadata)
+
+    def _go(self, run_id: str, procedure: LabProcedure, bench: Bench, folder: RunFolder,
+            metadata: dict[str, Any]) -> RunOutcome:
         self.listeners.started(run_id, folder.path)
         outcome = RunOutcome(run_id, "running", folder.path)
         procedure.bench = bench
@@ -120,18 +152,28 @@ class Runner:
             outcome.status = self.stop_status if self.stop_requested.is_set() else "finished"
         except KeyboardInterrupt:
             outcome.status = "aborted"
+        except SafetyLimitBreach as e:  # the supervisor rested the channel
+            outcome.status, outcome.error = "failed", f"{type(e).__name__}: {e}"
+            self._event(folder, "safety_limit", **e.event())
+            log.error("run %s failed: %s", outcome.run_id, outcome.error)
+        except ResumeRefused as e:  # its instrument cannot go on with it: the run stays as the crash left it
+            outcome.status, outcome.error, outcome.refused = "interrupted", f"not resumed: {e}", True
+            self._event(folder, "resume_refused", message=str(e))
         except Exception as e:  # any fault ends the run as failed, with the channel made safe below
             outcome.status, outcome.error = "failed", f"{type(e).__name__}: {e}"
             self._event(folder, "fault", message=outcome.error, traceback=traceback.format_exc())
             log.error("run %s failed: %s", outcome.run_id, outcome.error)
         finally:
             self._shutdown(procedure, folder, outcome)
-        if outcome.status in STOP_MESSAGES:
+        if outcome.status in STOP_MESSAGES and not outcome.refused:
             self._event(folder, outcome.status, message=STOP_MESSAGES[outcome.status])
 
     def _shutdown(self, procedure: LabProcedure, folder: RunFolder, outcome: RunOutcome) -> None:
         try:
-            procedure.shutdown()
+            if outcome.status == "interrupted":  # told to terminate: a resumable run keeps its test, at rest
+                procedure.suspend()
+            else:
+                procedure.shutdown()
         except Exception as e:
             message = f"could not leave the instruments safe: {type(e).__name__}: {e}"
             self._event(folder, "fault", message=message)
@@ -180,6 +222,7 @@ def _metadata(run_id: str, procedure: LabProcedure, bench: Bench) -> dict[str, A
         "software": {"labctl": version("labctl"), "pymeasure": version("pymeasure"),
                      "python": platform.python_version()},
         "estimated_duration_s": procedure.estimated_duration_s(),
+        "limits": bench.limits.given(),  # safety limits: the tightest of the bench's, the channel's and the run's
         "time_series": time_series_metadata(list(procedure.DATA_COLUMNS)),
     }
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from labctl.engine.runner import Listeners, RunOutcome
+from labctl.store.reader import RunReader
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,9 @@ class _Client:
 class FeedServer:
     """Serve one run's records on ``feed_path(run_id)``; accept clients in a daemon thread."""
 
-    def __init__(self, run_id: str, path: Path | None = None) -> None:
+    def __init__(self, run_id: str, path: Path | None = None, stored: dict[str, int] | None = None) -> None:
+        """``stored``: the records of each file topic already in the run's files (a resumed run's), which the
+        feed's numbering goes on from."""
         self.run_id = run_id
         self.path = path or feed_path(run_id)
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -115,7 +118,7 @@ class FeedServer:
         self._listener.listen(16)
         self._lock = threading.Lock()
         self._clients: list[_Client] = []
-        self._seq: dict[str, int] = dict.fromkeys(FILE_TOPICS, 0)
+        self._seq: dict[str, int] = dict.fromkeys(FILE_TOPICS, 0) | (stored or {})
         self._closed = False
         threading.Thread(target=self._accept, name="labctl-feed", daemon=True).start()
 
@@ -186,9 +189,9 @@ class RunFeed:
             spectrum=self._spectrum, result=partial(self._publish, "result"), started=self._start, ended=self._end,
         )  # fmt: skip
 
-    def _start(self, run_id: str, _folder: Path) -> None:
+    def _start(self, run_id: str, folder: Path) -> None:
         try:
-            self.server = FeedServer(run_id)
+            self.server = FeedServer(run_id, stored=stored_records(folder))
         except OSError as e:
             log.warning("run %s has no live feed (viewers will read its files): %s", run_id, e)
 
@@ -211,3 +214,10 @@ class RunFeed:
             except OSError as e:  # the run is over and stored; its viewers will read the registry
                 log.warning("run %s: could not close its live feed: %s", outcome.run_id, e)
             self.server = None
+
+
+def stored_records(folder: Path) -> dict[str, int]:
+    """How many records of each file topic a run's folder holds (none for a new run; a resumed run's so far)."""
+    reader = RunReader(folder)
+    rows = reader.rows()
+    return {"sample": 0 if rows is None else len(rows), "event": len(reader.events()), "spectrum": len(reader.spectra())}

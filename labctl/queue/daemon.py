@@ -7,10 +7,11 @@
   the daemon's own log is ``<store>/logs/serve.log``. A run gets SIGTERM if the daemon dies, so no run goes on
   unwatched.
 - SIGTERM or Ctrl-C to the daemon sends SIGINT to every child: each rests its channel and ends ``aborted``.
-- On start it recovers: an entry left ``running`` by a dead daemon ends as its run ended, or ``interrupted``
-  if the run did not end (its data stay as written); the channel of an interrupted run is put at rest.
-- A run that ends without having rested its channel itself (killed, or failed with the cycler unreachable)
-  has its channel put at rest at once, before anything else starts (``watchdog.py``).
+- A run that dies (kill -9, a crash) or is told to terminate is resumed: the daemon starts ``labctl run --resume
+  RUN_ID``, which goes on in the same folder where the run stopped (up to ``MAX_RESUMES`` times in a row); on start
+  it does the same for the runs a dead daemon left interrupted. ``--no-resume`` ends them ``interrupted`` instead.
+- A run that ends without having rested its channel itself (killed and not resumed, a resume refused, or failed
+  with the cycler unreachable) has its channel put at rest at once, before anything else starts (``watchdog.py``).
 - ``--notify CMD`` runs ``CMD RUN_ID OUTCOME`` in a shell at the end of each run.
 """
 
@@ -43,6 +44,7 @@ from labctl.store.registry import process_alive
 log = logging.getLogger("labctl.serve")
 
 LOCK = "serve.lock"
+MAX_RESUMES = 3  # resumes of one run in a row: a run that keeps dying has a fault that resuming will not mend
 LOGS = "logs"
 SERVE_LOG = "serve.log"
 
@@ -97,12 +99,14 @@ class Child:
     since: str  # wall time at start, to find the run it registers
     run_id: str | None = None
     stopping: bool = False
+    resumes: int = 0  # how many times this entry's run was resumed
 
 
 @dataclass
 class Daemon:
     root: Path
     notify: str | None = None
+    resume: bool = True  # go on with runs that died, where they stopped
     poll_s: float = 1.0
     stop_grace_s: float = 300.0
     clock: Callable[[], datetime] = utc_now
@@ -142,7 +146,8 @@ class Daemon:
         self._hooks = [h for h in self._hooks if not _hook_done(h)]
 
     def recover(self) -> None:
-        """End the entries a dead daemon left ``running``, honestly, and rest the channels of interrupted runs."""
+        """Resume the runs a dead daemon left interrupted; end its other entries honestly, and rest the channels of
+        interrupted runs that are not resumed."""
         self.store.registry.mark_interrupted()
         for entry in self.queue.entries():
             if entry.state != "running" or entry.id in self.children:
@@ -152,6 +157,8 @@ class Daemon:
             run_id = entry.run_id or (self.queue.run_of_process(entry.pid, entry.started_at or "")
                                       if entry.pid else None)  # fmt: skip
             record = self.store.registry.get(run_id) if run_id else None
+            if record and record.status == "interrupted" and self._resume(entry, record.id, 0):
+                continue
             state = record.status if record and record.status in ENDED else "interrupted"
             if run_id:
                 self.queue.set_run(entry.id, run_id)
@@ -201,9 +208,31 @@ class Daemon:
                 del self.children[entry_id]
                 self._ended(entry_id, child, code)
 
+    def _resume(self, entry: Entry, run_id: str, resumes: int) -> bool:
+        """Start ``labctl run --resume`` for ``entry``, whose run ``run_id`` was interrupted (and resumed ``resumes``
+        times so far); False if resuming is off, was tried ``MAX_RESUMES`` times, or cannot start."""
+        if not self.resume or resumes >= MAX_RESUMES:
+            return False
+        path = entry_log(self.root, entry.id)
+        try:
+            proc = start_run(["run", "--resume", run_id, "--store", str(self.root)], path)
+        except OSError as e:
+            log.error("entry %d: could not resume run %s: %s", entry.id, run_id, e)
+            return False
+        self.queue.set_run(entry.id, run_id)
+        self.queue.set_process(entry.id, proc.pid)
+        self.children[entry.id] = Child(entry, proc, iso(utc_now()), run_id, resumes=resumes + 1)
+        log.warning("entry %d: run %s was interrupted; resuming it (pid %d, resume %d of at most %d), log %s",
+                    entry.id, run_id, proc.pid, resumes + 1, MAX_RESUMES, path)  # fmt: skip
+        return True
+
     def _ended(self, entry_id: int, child: Child, code: int) -> None:
         run_id = child.run_id or self.queue.run_of_process(child.proc.pid, child.since)
         record = self.store.registry.get(run_id) if run_id else None
+        refused = child.resumes and code == 2  # its resume was refused: the reason is in its log and events
+        if record and record.status == "interrupted" and not refused and not child.stopping:
+            if self._resume(child.entry, record.id, child.resumes):
+                return
         if record is not None:
             state = record.status if record.status in ENDED else "interrupted"
             outcome = {"exit_code": code, "folder": record.folder, **(record.summary or {})}
@@ -235,11 +264,12 @@ class Daemon:
         self._reap()
 
     def _stop_orphan(self, entry: Entry) -> None:
-        """A run of a dead daemon still going (no parent-death signal on this system): stop it in order."""
+        """A run of a dead daemon still going (no parent-death signal on this system): stop it in order, as
+        interrupted (SIGTERM) when it is to be resumed, else aborted."""
         assert entry.pid is not None
         log.warning("entry %d: its run (pid %d) outlived the daemon; stopping it", entry.id, entry.pid)
         with contextlib.suppress(ProcessLookupError):
-            os.kill(entry.pid, signal.SIGINT)
+            os.kill(entry.pid, signal.SIGTERM if self.resume else signal.SIGINT)
         deadline = time.monotonic() + self.stop_grace_s
         while _is_labctl(entry.pid) and time.monotonic() < deadline:
             time.sleep(0.1)

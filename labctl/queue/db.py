@@ -41,9 +41,11 @@ CREATE TABLE IF NOT EXISTS queue (
     started_at TEXT,
     ended_at TEXT,
     outcome TEXT,
-    stop_requested INTEGER NOT NULL DEFAULT 0
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    limits TEXT
 )
 """
+LATER_COLUMNS = {"limits": "TEXT"}  # added to tables made before them
 
 
 class QueueError(Exception):
@@ -82,7 +84,7 @@ class Entry(RunRequest):
                        "rest_s": self.schedule.rest_s}  # fmt: skip
 
 
-_JSON = ("params", "claims", "outcome")
+_JSON = ("params", "claims", "outcome", "limits")
 _SCHEDULE = ("not_before", "after", "rest_s")
 
 
@@ -95,6 +97,7 @@ def _entry(row: sqlite3.Row) -> Entry:
     for key in _JSON:
         data[key] = json.loads(data[key]) if data[key] is not None else None
     data["stop_requested"] = bool(data["stop_requested"])
+    data["limits"] = data["limits"] or {}
     data["schedule"] = Schedule(**{key: data.pop(key) for key in _SCHEDULE})
     return Entry(**data)
 
@@ -105,6 +108,7 @@ class QueueDB:
     def __init__(self, path: Path) -> None:
         self._db = connect(path, _SCHEMA)
         self._db.row_factory = sqlite3.Row
+        self._add_later_columns()
 
     def add(self, entries: list[Entry]) -> list[int]:
         """Append entries at the end of the queue, all or none."""
@@ -114,10 +118,10 @@ class QueueDB:
             for n, e in enumerate(entries, start=1):
                 cursor = self._db.execute(
                     "INSERT INTO queue (position, procedure, bench, params, cell, seed, channel, claims, state,"
-                    " not_before, after, rest_s, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " not_before, after, rest_s, added_at, limits) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (last + n, e.procedure, e.bench, json.dumps(e.params), e.cell, e.seed, e.channel,
                      json.dumps(e.claims), e.state, _iso_or_none(e.schedule.not_before), e.schedule.after,
-                     e.schedule.rest_s, iso(utc_now())),
+                     e.schedule.rest_s, iso(utc_now()), json.dumps(e.limits.given())),
                 )  # fmt: skip
                 ids.append(int(cursor.lastrowid or 0))
         return ids
@@ -188,6 +192,17 @@ class QueueDB:
 
     def close(self) -> None:
         self._db.close()
+
+    def _add_later_columns(self) -> None:
+        """Columns a queue table made by an older labctl lacks (another process may add them at the same time)."""
+        have = {row["name"] for row in self._db.execute("PRAGMA table_info(queue)")}
+        for name, kind in LATER_COLUMNS.items():
+            if name not in have:
+                try:
+                    self._db.execute(f"ALTER TABLE queue ADD COLUMN {name} {kind}")
+                except sqlite3.OperationalError as e:
+                    if "duplicate column" not in str(e):
+                        raise
 
     def _transaction(self) -> Any:
         return _Immediate(self._db)

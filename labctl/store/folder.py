@@ -101,13 +101,22 @@ def read_json(path: Path) -> Any:
 class RunFolder:
     """Writer for one run's folder. Create it with the time-series columns, then append."""
 
-    def __init__(self, path: Path, columns: list[str], *, flush_interval_s: float = 1.0) -> None:
+    def __init__(self, path: Path, columns: list[str], *, flush_interval_s: float = 1.0, resume: bool = False) -> None:
+        """A new folder at ``path`` (an existing one is an error), or with ``resume`` the existing folder of a run
+        that is resumed: its files are appended to, after cutting any line a killed process left half-written."""
         self.path = path
         self.columns = columns
         self.timeseries = path / timeseries_name(columns)
-        make_folder(path.parent)
-        path.mkdir(mode=store_modes()[0])  # a run's own folder is new: an existing one is an error
         self._csv_file: Any = None  # the time series starts with the first sample (a lone spectrum has none)
+        if resume:
+            for name in (self.timeseries.name, EVENTS, SPECTRA):
+                cut_partial_line(path / name)
+            if self.timeseries.exists():
+                self._csv_file = open_private(self.timeseries, "a", encoding="utf-8", newline="")
+                self._csv = csv.writer(self._csv_file, lineterminator="\n")
+        else:
+            make_folder(path.parent)
+            path.mkdir(mode=store_modes()[0])
         self._events = open_private(path / EVENTS, "a", encoding="utf-8")
         self._flush_interval_s = flush_interval_s
         self._synced_at = 0.0
@@ -168,6 +177,26 @@ class RunFolder:
         f.flush()
         os.fsync(f.fileno())
         self._synced_at = time.monotonic()
+
+
+def cut_partial_line(path: Path) -> None:
+    """Cut what follows the last newline of ``path`` (a line a killed writer left half-written), if it exists."""
+    try:
+        with path.open("rb+") as f:
+            size = f.seek(0, os.SEEK_END)
+            keep = size
+            while keep > 0:
+                f.seek(max(0, keep - 4096))
+                block = f.read(keep - max(0, keep - 4096))
+                newline = block.rfind(b"\n")
+                if newline >= 0:
+                    keep = keep - len(block) + newline + 1
+                    break
+                keep = max(0, keep - 4096)
+            if keep < size:
+                f.truncate(keep)
+    except FileNotFoundError:
+        return
 
 
 def _cell(value: float | int | None) -> str:

@@ -81,6 +81,10 @@ class RunReader:
             ))  # fmt: skip
         return spectra
 
+    def last_written(self) -> float:
+        """Unix time of the last write to the run's data files (a run that crashed: about when it died)."""
+        return max((path.stat().st_mtime for path in self.path.iterdir() if path.name != METADATA), default=0.0)
+
     def events(self, limit: int | None = None) -> list[dict[str, Any]]:
         """The complete event records, in order (the first ``limit`` of them)."""
         path = self.path / EVENTS

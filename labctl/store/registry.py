@@ -78,6 +78,13 @@ class Registry:
             (status, now_iso(), json.dumps(summary, default=str) if summary is not None else None, run_id),
         )
 
+    def reclaim(self, run_id: str) -> bool:
+        """Mark an ``interrupted`` run ``running`` again, by this process (it is resumed); False if it is not
+        interrupted (another process resumed it first, or it ended)."""
+        return bool(self._db.execute(
+            "UPDATE runs SET status = 'running', ended_at = NULL, summary = NULL, host = ?, pid = ?"
+            " WHERE id = ? AND status = 'interrupted'", (socket.gethostname(), os.getpid(), run_id)).rowcount)
+
     def get(self, run_id: str) -> RunRecord | None:
         self.mark_interrupted()
         row = self._db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()

@@ -20,7 +20,7 @@ def check_database(path: Path) -> None:
     if not path.exists():
         return
     try:
-        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)) as db:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)) as db:
             db.execute("PRAGMA schema_version").fetchone()
     except sqlite3.OperationalError:
         raise  # busy or unreadable now, not corrupt: the caller's own error says more

@@ -116,7 +116,7 @@ def test_kill_9_of_the_daemon_then_restart_interrupts_the_run_and_the_queue_move
     events = (tmp_path / "runs" / run_id / "events.jsonl").read_text()
     assert '"kind": "interrupted"' in events  # the run rested its channel itself on the daemon's death
 
-    daemon = serve(tmp_path)
+    daemon = serve(tmp_path, "--no-resume")  # its bench ran in-process: nothing to resume (tests/labctl/test_resume.py)
     wait_until("the next entry to finish", lambda: entries(tmp_path)[2].state == "finished")
     stop(daemon)
     first = entries(tmp_path)[1]

@@ -92,8 +92,8 @@ def test_kill_9_of_a_queued_run_while_its_daemon_lives_rests_the_channel(tmp_pat
     added = labctl("queue", "add", *LONG_CCD, "--bench", served, "--store", store)
     assert added.returncode == 0, added.stderr
     with (tmp_path / "serve.out").open("ab") as out:
-        daemon = subprocess.Popen([sys.executable, "-m", "labctl", "serve", "--store", str(store), "--poll", "0.2"],
-                                  stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        daemon = subprocess.Popen([sys.executable, "-m", "labctl", "serve", "--store", str(store), "--poll", "0.2",
+                                   "--no-resume"], stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
     try:
         wait_until("the run to take samples", lambda: sampling(store))
         assert channel_running(served)

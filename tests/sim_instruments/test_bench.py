@@ -52,7 +52,8 @@ def test_config_points_at_the_emulators(bench):
     assert config["clock"] == {"kind": "sim", "resource": addresses["clock"]}
     cycler = config["roles"]["cycler"]
     assert (cycler["driver"], cycler["resource"], cycler["channel"]) == ("arbin-cti", addresses["cycler"], 1)
-    assert cycler["options"] == {"username": "admin", "password": "000000"}
+    assert cycler["options"] == {"username": "admin", "password": "000000", "current_range_A": 5.0,
+                                 "voltage_range_V": 10.0}  # the channel's full scale, which CTI does not report
     for address in addresses.values():
         host, port = address.split(":")
         assert host == "127.0.0.1"

@@ -11,6 +11,7 @@ import pandas as pd
 
 from labctl.store import RunFolder, Store
 from labctl.store.folder import EVENTS, METADATA, TIMESERIES
+from labctl.store.reader import RunReader
 
 COLUMNS = ["Test Time / s", "Voltage / V", "Current / A"]
 
@@ -60,3 +61,21 @@ def test_a_live_run_stays_running(tmp_path):
     assert store.registry.get("r2").pid == os.getpid()
     store.registry.finish("r2", "finished", {"headline": "CCD = 0.6 mA/cm²"})
     assert store.registry.get("r2").summary == {"headline": "CCD = 0.6 mA/cm²"}
+
+
+def test_a_resumed_folder_cuts_the_lines_a_killed_writer_left_half_written_and_appends(tmp_path):
+    folder = RunFolder(tmp_path / "run", COLUMNS)
+    folder.append(dict.fromkeys(COLUMNS, 1.0))
+    folder.event("segment_started", step=1)
+    folder.close()
+    complete = folder.timeseries.read_text()
+    with folder.timeseries.open("a") as f:
+        f.write("2.0,0.4")  # killed mid-row
+    with (tmp_path / "run" / EVENTS).open("a") as f:
+        f.write('{"kind": "segm')  # and mid-event
+    resumed = RunFolder(tmp_path / "run", COLUMNS, resume=True)
+    resumed.append(dict.fromkeys(COLUMNS, 3.0))
+    resumed.event("resumed", step=1)
+    resumed.close()
+    assert folder.timeseries.read_text() == complete + ",".join(["3"] * len(COLUMNS)) + "\n"
+    assert [e["kind"] for e in RunReader(tmp_path / "run").events()] == ["segment_started", "resumed"]
