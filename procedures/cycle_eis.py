@@ -98,8 +98,7 @@ class CycleEIS(SpectrumParameters):
     stop_frequency = FloatParameter("Stop frequency", units="Hz", minimum=1e-5, maximum=3.2e7, default=1.0)
 
     def check_eis(self) -> None:
-        if not self.eis:
-            return
+        """Checked with ``eis`` off too: a setting given with a typo is refused now, not when EIS is turned on."""
         self.check_frequencies()
         self.check_voltage_limits()
         try:

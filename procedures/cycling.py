@@ -34,6 +34,7 @@ FIRST_WAITS_S = (1.0, 1.0, 2.0, 4.0, 8.0)
 # the instrument or the wire, not the cell.
 CURRENT_TOLERANCE = 0.2
 CONSTANT_CURRENT_STATUSES = {"Charge", "Discharge"}  # the cycler's words while it passes a set current
+TEST_NAME_CHARS = 72  # an Arbin test name (CTI START) holds at most this many UTF-16 units
 READ_ATTEMPTS = 2  # reads of an implausible reading before the run ends as an instrument fault
 
 
@@ -80,7 +81,7 @@ class CyclingProcedure(LabProcedure):
         self.cycler = self.bench.cycler
         self.clock = self.bench.clock
         self._total_s = self.estimated_duration_s()
-        test_name = f"labctl {self.NAME} {self.cell_id}"
+        test_name = cycler_test_name(f"labctl {self.NAME} {self.cell_id}")
         if self.interrupted is None:
             self.cycler.begin(test_name)
             self._start_unix = time.time()  # test time 0; Unix Time / s = this + test time
@@ -196,6 +197,12 @@ class CyclingProcedure(LabProcedure):
     def observe(self, reading: CyclerReading, cycle: int, step: int) -> bool:
         """Look at one stored reading; True ends the test (e.g. a detected short). Default: nothing to see."""
         return False
+
+
+def cycler_test_name(name: str) -> str:
+    """``name`` cut to the 72 characters (UTF-16 units) a cycler's test name holds; the whole cell id is in the run's
+    metadata, and a resumed run cuts it the same way."""
+    return name.encode("utf-16-le")[: 2 * TEST_NAME_CHARS].decode("utf-16-le", errors="ignore")
 
 
 def implausible_current(r: CyclerReading, set_current_A: float) -> str | None:

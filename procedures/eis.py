@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 from pymeasure.experiment import FloatParameter, IntegerParameter, ListParameter, Parameter
 
+from labctl.analysis.circuits import parse_circuit
 from labctl.analysis.eis import SpectrumAnalysis, analyze_spectrum, brief, headline
 from labctl.analysis.zview import format_z
 from labctl.procedures.base import LabProcedure, ParameterError
@@ -144,10 +145,15 @@ class SpectrumParameters:
                                 on_reread=lambda reread: self.emit("event", reread.event()))
 
     def check_frequencies(self) -> None:
+        """The sweep's frequencies and the circuit to fit, checked before the run (ParameterError naming them)."""
         try:
             self.frequencies()
         except ValueError as e:
             raise ParameterError(f"start_frequency/stop_frequency: {e}") from None
+        try:
+            parse_circuit(self.circuit)  # type: ignore[attr-defined]
+        except ValueError as e:
+            raise ParameterError(f"circuit: {e}; write it in impedance.py's syntax, e.g. R0-p(R1,CPE1)-W1") from None
 
 
 class EISProcedure(SpectrumParameters, LabProcedure):

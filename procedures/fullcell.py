@@ -31,15 +31,17 @@ from labctl.procedures.base import ParameterError
 from labctl.procedures.ce import GUARD, CEProcedure
 from labctl.units import SECONDS_PER_HOUR, charge_Ah, current_A
 
+MAX_C_RATE = 20.0  # C: far above what a solid-state full cell takes; a larger number is a typo
 
-def parse_numbers(name: str, text: str) -> list[float]:
-    """'0.1, 0.2,0.5' → [0.1, 0.2, 0.5], all > 0, or a ParameterError naming ``name``."""
+
+def parse_numbers(name: str, text: str, maximum: float) -> list[float]:
+    """'0.1, 0.2,0.5' → [0.1, 0.2, 0.5], all above 0 and at most ``maximum``, or a ParameterError naming ``name``."""
     try:
         values = [float(v) for v in str(text).replace(";", ",").split(",") if v.strip()]
     except ValueError:
         raise ParameterError(f"{name}: {text!r} is not a comma-separated list of numbers, e.g. '0.1,0.2,0.5'") from None
-    if not values or any(v <= 0 for v in values):
-        raise ParameterError(f"{name}: {text!r} needs at least one value, all above 0")
+    if not values or not all(0 < v <= maximum for v in values):  # NaN fails every comparison
+        raise ParameterError(f"{name}: {text!r} needs at least one value, each above 0 and at most {maximum:g}")
     return values
 
 
@@ -172,11 +174,11 @@ class RateCapabilityProcedure(CathodeCycling):
 
     def check(self) -> None:
         super().check()
-        parse_numbers("rates", self.rates)
+        parse_numbers("rates", self.rates, MAX_C_RATE)
 
     def plan(self) -> list[tuple[str, float, float | None, float, float]]:
         ladder = []
-        for rate in parse_numbers("rates", self.rates):
+        for rate in parse_numbers("rates", self.rates, MAX_C_RATE):
             current = self.rate_current(rate)
             ladder += [(f"{rate:g}C", current, None, current, 1 / rate)] * self.cycles_per_rate
         return self.activation() + ladder
@@ -185,7 +187,7 @@ class RateCapabilityProcedure(CathodeCycling):
         self.cycler.rest()
         self._emit_findings(self.analyzer.finish())
         result = self.analyzer.result().to_dict()
-        result["rates"] = rate_table(result.get("cycles", []), parse_numbers("rates", self.rates),
+        result["rates"] = rate_table(result.get("cycles", []), parse_numbers("rates", self.rates, MAX_C_RATE),
                                      self.activation_cycles, self.cycles_per_rate)
         if result["rates"]:
             unit = "mAh/g" if self.cathode_mass else "mAh/cm²"
@@ -228,14 +230,14 @@ class ChargingCCDProcedure(FullCellBase):
 
     def check(self) -> None:
         super().check()
-        parse_numbers("charge_densities", self.charge_densities)
+        parse_numbers("charge_densities", self.charge_densities, type(self).discharge_density.maximum)
 
     def analyzer_settings(self) -> dict[str, Any]:
         return {"upper_V": self.upper_voltage, "lower_V": self.lower_voltage, "capacity_mAh_cm2": self.capacity}
 
     def densities(self) -> list[float]:
         """The charge current density of each cycle, mA/cm²."""
-        ladder = parse_numbers("charge_densities", self.charge_densities)
+        ladder = parse_numbers("charge_densities", self.charge_densities, type(self).discharge_density.maximum)
         return ([self.formation_density] * self.formation_cycles
                 + [j for j in ladder for _ in range(self.cycles_per_density)] + [ladder[-1]] * self.cycles_after)
 

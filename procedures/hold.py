@@ -36,17 +36,21 @@ class HoldProcedure(CyclingProcedure):
                                      description="Time between stored samples after the first 16 s")
 
     def check(self) -> None:
-        late = [t for t in parse_numbers("readout_times", self.readout_times) if t > self.duration]
+        late = [t for t in self.readout_h() if t > self.duration]
         if late:
             raise ParameterError(f"readout_times: {late[0]:g} h is after the end of the hold ({self.duration:g} h); "
                                  "lengthen duration or drop that time")
+
+    def readout_h(self) -> list[float]:
+        """The readout times, h after the start."""
+        return parse_numbers("readout_times", self.readout_times, type(self).duration.maximum)
 
     def estimated_duration_s(self) -> float:
         return self.duration * SECONDS_PER_HOUR
 
     def startup(self) -> None:
         self.begin_cycling()
-        self._pending = sorted(t * SECONDS_PER_HOUR for t in parse_numbers("readout_times", self.readout_times))
+        self._pending = sorted(t * SECONDS_PER_HOUR for t in self.readout_h())
         self._readouts: list[dict] = []
         self._first: CyclerReading | None = None
         self._last: CyclerReading | None = None

@@ -124,10 +124,11 @@ def _resume(run_id: str, store: Path | None, as_json: bool) -> None:
     from labctl.procedures import ParameterError
     from labctl.request import RequestError, RunRequest
     from labctl.roles import ResumeRefused
-    from labctl.store import Store
+    from labctl.store import Store, registry_path
     from labctl.store.reader import RunReader
 
-    record = Store(store).registry.get(run_id)
+    found = Store(store)
+    record = found.registry.get(run_id) if registry_path(found.root).exists() else None
     if record is None:
         raise fail(f"--resume: no run {run_id!r} in this store; `labctl runs list` lists them")
     if record.status != "interrupted":
@@ -281,10 +282,11 @@ def runs_list(store: StoreOption = None, as_json: JsonOption = False) -> None:
 def runs_show(run_id: str, store: StoreOption = None, as_json: JsonOption = False) -> None:
     """Show one run: status, parameters, cell, instruments, safety limits, result and files."""
     from labctl.safety import UNITS
-    from labctl.store import Store
+    from labctl.store import Store, registry_path
     from labctl.store.reader import RunReader
 
-    record = Store(store).registry.get(run_id)
+    found = Store(store)
+    record = found.registry.get(run_id) if registry_path(found.root).exists() else None
     if record is None:
         raise fail(f"no run {run_id!r} in the store; `labctl runs list` shows the runs")
     folder = Path(record.folder)

@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
 
 from labctl.engine.runner import Listeners
 
@@ -46,7 +47,9 @@ class TerminalProgress:
     def _event(self, e: dict[str, Any]) -> None:
         if e.get("kind") in _SHOWN_EVENTS:
             detail = e.get("detail") or e.get("message") or ""
-            self._progress.console.print(f"[yellow]{e['kind'].replace('_', ' ')}[/]: {detail}")
+            # what instruments and users wrote is shown as written: never read as markup or emoji codes
+            self._progress.console.print(Text.assemble((e["kind"].replace("_", " "), "yellow"), f": {detail}"),
+                                         highlight=False)
 
     def __enter__(self) -> TerminalProgress:
         self._progress.start()

@@ -72,10 +72,12 @@ def queue_add(
 ) -> None:
     """Queue a run (or one per cell with --count). Everything is checked now; a bad entry is refused."""
     from labctl.bench import BenchError
+    from labctl.cli.deposition import FilmError, film_of
     from labctl.cli.run_file import RunFileError
     from labctl.procedures.base import ParameterError
     from labctl.queue.entries import plan
     from labctl.request import RequestError, Schedule
+    from labctl.store import Store
 
     queue = _queue(store)
     try:
@@ -84,7 +86,9 @@ def queue_add(
         when = Schedule(not_before=parse_start(at, datetime.now().astimezone()) if at else None, after=after,
                         rest_s=parse_duration_s(rest))  # fmt: skip
         entries = plan(request.model_copy(update={"schedule": when}), queue, count=count, hold=hold)
-    except (QueueError, RunFileError, RequestError, ParameterError, BenchError) as e:
+        if film := request.params.get("film_run", "").strip():
+            film_of(Store(store), film)  # as `labctl run` does: a film run that is not in the store is refused now
+    except (QueueError, RunFileError, RequestError, ParameterError, BenchError, FilmError) as e:
         raise fail(error_text(e)) from None
     ids = queue.add(entries)
     if as_json:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 
 from labctl.store.folder import RunFolder, store_modes
@@ -54,7 +55,12 @@ def check_store(root: Path) -> None:
 class Store:
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or default_root()
-        self.registry = Registry(registry_path(self.root))
+
+    @cached_property
+    def registry(self) -> Registry:
+        """The store's registry, opened (created, for a new store) when first used: a command refused before it
+        registers a run leaves nothing behind."""
+        return Registry(registry_path(self.root))
 
     def new_run_id(self, procedure: str) -> str:
         return f"{datetime.now():%Y%m%d-%H%M%S}-{procedure}-{secrets.token_hex(2)}"
@@ -63,4 +69,5 @@ class Store:
         return self.root / RUNS / run_id
 
     def close(self) -> None:
-        self.registry.close()
+        if "registry" in self.__dict__:
+            self.registry.close()

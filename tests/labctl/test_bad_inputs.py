@@ -245,6 +245,7 @@ def store_with_a_run(store):
 
     opened = Store(store)
     folder = RunFolder(opened.folder_of("r1"), ["Test Time / s", "Voltage / V", "Current / A"])
+    opened.registry.add("r1", procedure="ccd", bench="sim", cell_id="c", folder=folder.path)
     folder.append({"Test Time / s": 0.0, "Voltage / V": 0.1, "Current / A": 0.0})
     folder.event("note", message="x")
     folder.write_metadata({"status": "running"})
