@@ -50,6 +50,7 @@ app.add_typer(deposition_app, name="deposition")
 app.add_typer(queue_app, name="queue")
 app.add_typer(channel_app, name="channel")
 
+EXIT_TERMINATED = 143  # told to terminate before the run began: nothing was started
 SERIES_WIDTH = 140  # columns of a spectra series table written to a file or pipe (a terminal gets its own width)
 
 
@@ -154,14 +155,14 @@ def _resume(run_id: str, store: Path | None, as_json: bool) -> None:
         except ResumeRefused as e:
             raise fail(f"--resume: run {run_id}: {e}") from None
 
-    _follow(opened, f"{request.procedure} (resumed)", store, as_json, go)
+    _follow(opened, f"{request.procedure} (resumed)", store, as_json, go, resuming=True)
 
 
-def _follow(opened: Any, title: str, store: Path | None, as_json: bool, start: Any) -> None:
+def _follow(opened: Any, title: str, store: Path | None, as_json: bool, start: Any, resuming: bool = False) -> None:
     """Run ``start(runner)`` on the opened bench with terminal progress and a live feed; Ctrl-C aborts, SIGTERM
     interrupts (the channel rests either way); print the outcome and exit with its code."""
     from labctl.cli.progress import TerminalProgress
-    from labctl.engine.runner import Listeners, Runner
+    from labctl.engine.runner import TERMINATED_EARLY, Listeners, Runner
     from labctl.live.feed import RunFeed
     from labctl.store import Store
 
@@ -169,6 +170,10 @@ def _follow(opened: Any, title: str, store: Path | None, as_json: bool, start: A
         runner = Runner(Store(store), Listeners.merged(progress.listeners(), RunFeed().listeners()))
         previous = signal.signal(signal.SIGINT, lambda *_: runner.request_stop())
         previous_term = signal.signal(signal.SIGTERM, lambda *_: runner.request_stop("interrupted"))
+        if TERMINATED_EARLY.is_set():  # told to terminate while starting: a resumed run still rests its channel
+            if not resuming:
+                raise typer.Exit(EXIT_TERMINATED)
+            runner.request_stop("interrupted")
         try:
             outcome = start(runner)
         except BenchError as e:

@@ -32,6 +32,8 @@ from labctl.store.registry import RunRecord, now_iso
 
 log = logging.getLogger(__name__)
 
+# SIGTERM that reached a forked run before its Runner could take it (labctl/queue/spawn.py): the run stops at once
+TERMINATED_EARLY = threading.Event()
 EXIT_CODES = {"finished": 0, "failed": 1, "aborted": 130, "interrupted": 143}
 STOP_MESSAGES = {
     "aborted": "stopped by the operator; channel at rest",

@@ -76,6 +76,9 @@ def start_run(arguments: list[str], log: Path) -> RunProcess:
 def _run(arguments: list[str], log: str, daemon: int) -> None:
     """The forked run: detach as a ``labctl run`` started on its own would be, then run it."""
     os.setsid()
+    from labctl.engine.runner import TERMINATED_EARLY
+
+    signal.signal(signal.SIGTERM, lambda *_: TERMINATED_EARLY.set())  # until `labctl run` takes SIGTERM itself
     _die_with_daemon(daemon)
     _redirect_output(log)
     os.environ["PYTHONUNBUFFERED"] = "1"  # for whatever the run starts
@@ -87,10 +90,13 @@ def _run(arguments: list[str], log: str, daemon: int) -> None:
 
 def _die_with_daemon(daemon: int) -> None:
     """SIGTERM to this run when the daemon dies, as a parent-death signal would send it to a child of the daemon
-    (a forked run's parent is the fork server, which lives on while any run holds its pipe); exit now if the
-    daemon is already gone."""
+    (a forked run's parent is the fork server, which lives on while any run holds its pipe); if the daemon is
+    already gone, the run is told to terminate at once (a resumed run still takes its channel over and rests it)."""
     if not process_alive(daemon):
-        os._exit(1)
+        from labctl.engine.runner import TERMINATED_EARLY
+
+        TERMINATED_EARLY.set()
+        return
     threading.Thread(target=_watch, args=(daemon,), name="daemon-watch", daemon=True).start()
 
 
