@@ -31,7 +31,7 @@ from collections.abc import Callable, Collection
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -43,6 +43,7 @@ from labctl.units import area_from_diameter_cm2
 log = logging.getLogger(__name__)
 
 ROLES = ("cycler", "impedance", "rate_monitor")
+M = TypeVar("M", bound=BaseModel)
 HOST_PORT = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 
 
@@ -120,14 +121,20 @@ def _open_arbin(cfg: InstrumentConfig, where: str) -> CyclerChannel:
 def cycler_options(options: dict[str, Any], where: str) -> tuple[ChannelRange, dict[str, Any]]:
     """A cycler channel's range from its options (CTI does not report it), checked, and the other options;
     BenchError naming a bad one."""
-    own = {k: v for k, v in options.items() if k in ChannelRange.model_fields}
+    return own_options(ChannelRange, options, where, "give the channel's full-scale current in A (current_range_A) "
+                       "and voltage in ±V (voltage_range_V)")
+
+
+def own_options(model: type[M], options: dict[str, Any], where: str, hint: str) -> tuple[M, dict[str, Any]]:
+    """The options ``model`` (labctl's own settings of an instrument) names, checked, and the rest (the driver's);
+    BenchError naming a bad one, then ``hint``."""
+    own = {k: v for k, v in options.items() if k in model.model_fields}
     try:
-        checked = ChannelRange.model_validate(own)
+        checked = model.model_validate(own)
     except ValidationError as e:
         problem = e.errors()[0]
         raise BenchError(f"{where}.options.{problem['loc'][0]}: {problem['input']!r}: {problem['msg'].lower()}; "
-                         "give the channel's full-scale current in A (current_range_A) and voltage in ±V "
-                         "(voltage_range_V)") from None
+                         f"{hint}") from None
     return checked, {k: v for k, v in options.items() if k not in own}
 
 
@@ -174,15 +181,8 @@ class MonitorOptions(_Strict):
 
 def monitor_options(options: dict[str, Any], where: str) -> tuple[MonitorOptions, dict[str, Any]]:
     """A rate monitor's options, checked, and the rest (PyVISA settings); BenchError naming a bad one."""
-    own = {k: v for k, v in options.items() if k in MonitorOptions.model_fields}
-    try:
-        checked = MonitorOptions.model_validate(own)
-    except ValidationError as e:
-        problem = e.errors()[0]
-        raise BenchError(f"{where}.options.{problem['loc'][0]}: {problem['input']!r}: {problem['msg'].lower()}; "
-                         f"film is the monitor's film slot {FILM_NUMBERS[0]}..{FILM_NUMBERS[1]}, "
-                         "shutter_control true or false") from None
-    return checked, {k: v for k, v in options.items() if k not in own}
+    return own_options(MonitorOptions, options, where, f"film is the monitor's film slot {FILM_NUMBERS[0]}.."
+                       f"{FILM_NUMBERS[1]}, shutter_control true or false")
 
 
 def _open_inficon(model: str) -> Callable[[InstrumentConfig, str], Any]:
