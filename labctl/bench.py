@@ -35,7 +35,9 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from labctl.drivers.biologic.bridge import MIN_TOKEN_CHARS
 from labctl.films import FILM_NUMBERS
+from labctl.request import SIM_LAYOUTS
 from labctl.roles import Clock, CyclerChannel
 from labctl.safety import ChannelRange, Limits, tightest
 from labctl.units import area_from_diameter_cm2
@@ -43,6 +45,7 @@ from labctl.units import area_from_diameter_cm2
 log = logging.getLogger(__name__)
 
 ROLES = ("cycler", "impedance", "rate_monitor")
+SECRET_OPTIONS = ("password", "token")  # instrument options kept out of run metadata
 M = TypeVar("M", bound=BaseModel)
 HOST_PORT = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 
@@ -77,6 +80,9 @@ class SimConfig(_Strict):
     channels: int = Field(default=8, ge=1, le=64)
     area_cm2: float = Field(default=round(area_from_diameter_cm2(12.0), 4), gt=0)  # the procedures' default electrode
     cathode_mass_mg: float | None = Field(default=None, gt=0)  # full cells: active cathode mass (None: the preset's)
+    # the SP-200's part: "none" (Arbin cycles, the 1260 measures), "alone" (it cycles and measures), "impedance"
+    # (the Arbin cycles, it measures: Sandoval et al.'s bench)
+    sp200: Literal["none", "alone", "impedance"] = "none"
 
 
 class BenchConfig(_Strict):
@@ -214,18 +220,116 @@ def _open_inficon(model: str) -> Callable[[InstrumentConfig, str], Any]:
     return open_monitor
 
 
+BIOLOGIC_ADDRESS = re.compile(r"^(USB\d+|\d{1,3}(\.\d{1,3}){3})$")
+
+
+def check_biologic_address(resource: str, where: str) -> str:
+    if not BIOLOGIC_ADDRESS.match(resource.strip()):
+        raise BenchError(f"{where}: {resource!r} is not an EClib address; write USB0 (the first USB instrument) or the "
+                         "SP-200's IP address, e.g. 192.168.1.40")
+    return resource.strip()
+
+
+class SP200Options(_Strict):
+    """The options of a BioLogic SP-200 (both roles); ``current_range_A``/``voltage_range_V`` are the cycler's."""
+
+    eclib: str = "C:/EC-Lab Development Package/lib"  # the development package's lib folder, on the PC running EClib
+    bridge: str | None = None  # host:port of `labctl biologic-bridge` on that PC; None: load EClib in this process
+    token: str | None = Field(default=None, min_length=MIN_TOKEN_CHARS)  # the bridge's shared token
+    timeout_s: int = Field(default=5, ge=1, le=255)  # BL_Connect's timeout, whole seconds
+    record_dt_s: float = Field(default=10.0, gt=0, le=3600)  # how often a cycling segment records a row
+
+
+def sp200_options(options: dict[str, Any], where: str) -> SP200Options:
+    """An SP-200's options, checked (BenchError naming a bad one)."""
+    known = set(SP200Options.model_fields) | set(ChannelRange.model_fields)
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise BenchError(f"{where}.options.{unknown[0]}: not an SP-200 option; options are {', '.join(sorted(known))}")
+    checked, _ = own_options(SP200Options, options, where, "eclib is the EC-Lab Development Package's lib folder, "
+                             "bridge host:port of `labctl biologic-bridge`, token its shared token "
+                             f"({MIN_TOKEN_CHARS}+ characters)")
+    if checked.bridge is not None:
+        parse_host_port(checked.bridge, f"{where}.options.bridge")
+        if checked.token is None:
+            raise BenchError(f"{where}.options.token: missing; the bridge refuses clients without its token: give the "
+                             "token the bridge was started with")
+    return checked
+
+
+def _open_sp200(cfg: InstrumentConfig, where: str, role: str, sessions: dict[tuple, Any]) -> Any:
+    """The SP-200 channel of ``cfg`` in ``role``; the roles of one channel share one connection (``sessions``)."""
+    from labctl.drivers.biologic.sp200 import SP200Cycler, SP200Impedance
+
+    options = sp200_options(cfg.options, where)
+    key = (cfg.resource, cfg.channel or 1, options.bridge, options.eclib)
+    if key not in sessions:
+        sessions[key] = _connect_sp200(cfg, options, where)
+    sp200 = sessions[key]
+    return SP200Cycler(sp200, record_dt_s=options.record_dt_s) if role == "cycler" else SP200Impedance(sp200)
+
+
+def _connect_sp200(cfg: InstrumentConfig, options: SP200Options, where: str) -> Any:
+    from labctl.drivers.biologic.eclib import EClibError
+    from labctl.drivers.biologic.sp200 import SP200
+
+    library, close = _eclib(options, where)
+    try:
+        return SP200(library, cfg.resource, cfg.channel or 1, options.eclib, close_library=close,
+                     timeout_s=options.timeout_s)
+    except (EClibError, OSError) as e:
+        close()
+        raise BenchError(f"{where}.resource: cannot reach the SP-200 at {cfg.resource}: {e}. Check that it is on and "
+                         "connected to the PC running EClib, and that EC-Lab is closed") from e
+    except ValueError as e:
+        close()
+        raise BenchError(f"{where}: {e}") from e
+
+
+def _eclib(options: SP200Options, where: str) -> tuple[Any, Callable[[], None]]:
+    """EClib through the bridge, or loaded in this process (Windows only), and what closes it."""
+    import sys
+
+    if options.bridge is not None:
+        from labctl.drivers.biologic.bridge import BridgeError, EClibBridge
+
+        host, port = parse_host_port(options.bridge, f"{where}.options.bridge")
+        try:
+            client = EClibBridge(host, port, options.token or "")
+        except BridgeError as e:
+            raise BenchError(f"{where}.options.bridge: {e}") from e
+        return client, client.close
+    if sys.platform != "win32":
+        raise BenchError(f"{where}.options: EClib is a Windows DLL, so on this host the SP-200 is reached through a "
+                         "bridge: run `labctl biologic-bridge` on the Windows PC beside it and give bridge = "
+                         "\"host:port\" and its token (docs/instruments/biologic-sp200.md)")
+    import ctypes
+    import os
+
+    from labctl.drivers.biologic.eclib import EClib
+
+    path = os.path.join(options.eclib, "EClib64.dll")
+    try:
+        return EClib(ctypes.WinDLL(path)), lambda: None  # type: ignore[attr-defined]
+    except OSError as e:
+        raise BenchError(f"{where}.options.eclib: cannot load {path}: {e}; give the EC-Lab Development Package's lib "
+                         "folder") from e
+
+
 @dataclass(frozen=True)
 class Driver:
-    role: str
+    roles: tuple[str, ...]
     check_resource: Callable[[str, str], object]  # (resource, where) -> raises BenchError
-    open: Callable[[InstrumentConfig, str], Any]
+    open: Callable[..., Any]  # (config, where), or with ``shared`` (config, where, role, sessions)
+    shared: bool = False  # one instrument channel plays several roles through one connection
 
 
 DRIVERS: dict[str, Driver] = {
-    "arbin-cti": Driver("cycler", parse_host_port, _open_arbin),
-    "solartron-1260": Driver("impedance", check_visa_resource, _open_solartron),
-    "inficon-sqm160": Driver("rate_monitor", check_serial_resource, _open_inficon("sqm160")),
-    "inficon-sqc310": Driver("rate_monitor", check_serial_resource, _open_inficon("sqc310")),
+    "arbin-cti": Driver(("cycler",), parse_host_port, _open_arbin),
+    "solartron-1260": Driver(("impedance",), check_visa_resource, _open_solartron),
+    "biologic-sp200": Driver(("cycler", "impedance"), check_biologic_address, _open_sp200, shared=True),
+    "inficon-sqm160": Driver(("rate_monitor",), check_serial_resource, _open_inficon("sqm160")),
+    "inficon-sqc310": Driver(("rate_monitor",), check_serial_resource, _open_inficon("sqc310")),
 }
 
 
@@ -271,12 +375,13 @@ class Bench:
 
 
 def load_config(spec: str) -> BenchConfig:
-    """The built-in ``sim`` bench, or a TOML bench file."""
-    if spec == "sim":
-        return BenchConfig(name="sim", sim=SimConfig())
+    """A built-in simulated bench (``sim``, ``sim-sp200``, ``sim-arbin-sp200``), or a TOML bench file."""
+    if spec in SIM_LAYOUTS:
+        return BenchConfig(name=spec, sim=SimConfig(sp200=SIM_LAYOUTS[spec]))
     path = Path(spec)
     if not path.is_file():
-        raise BenchError(f"--bench: no bench file {spec!r}; give a TOML bench file or 'sim' for the simulated bench")
+        raise BenchError(f"--bench: no bench file {spec!r}; give a TOML bench file or one of the simulated benches "
+                         f"{', '.join(SIM_LAYOUTS)}")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as e:
@@ -312,13 +417,15 @@ def _check_role(role: str, inst: InstrumentConfig, source: str) -> None:
         raise BenchError(f"{where}: unknown role; roles are {', '.join(ROLES)}")
     driver = DRIVERS.get(inst.driver)
     if driver is None:
-        choices = ", ".join(name for name, d in DRIVERS.items() if d.role == role) or "none yet"
+        choices = ", ".join(name for name, d in DRIVERS.items() if role in d.roles) or "none yet"
         raise BenchError(f"{where}.driver: unknown driver {inst.driver!r}; drivers for {role}: {choices}")
-    if driver.role != role:
-        raise BenchError(f"{where}.driver: {inst.driver!r} plays the {driver.role} role, not {role}")
+    if role not in driver.roles:
+        raise BenchError(f"{where}.driver: {inst.driver!r} plays the {' and '.join(driver.roles)} role, not {role}")
     driver.check_resource(inst.resource, f"{where}.resource")
     if role == "rate_monitor":
         monitor_options(inst.options, where)
+    if inst.driver == "biologic-sp200":
+        sp200_options(inst.options, where)
     if role == "cycler":
         cycler_options(inst.options, where)
     elif inst.limits.given():
@@ -340,8 +447,8 @@ def open_bench(spec: str, *, sim_overrides: dict[str, Any] | None = None,
         if config.sim is not None:
             sim = sim_settings(config.sim, {**(sim_defaults or {}), **(sim_overrides or {})})
             check_channel(cycler_channel, sim.channels)
-            served = stack.enter_context(start_sim_bench(sim, impedance_channel=cycler_channel or 1)).config()
-            served["roles"]["cycler"]["channel"] = cycler_channel or 1
+            served = stack.enter_context(start_sim_bench(sim, impedance_channel=cycler_channel or 1)).config(
+                cycler_channel=cycler_channel or 1)
             config = validate_config({**served, "name": config.name, "sim": sim.model_dump(),
                                       "limits": config.limits.given()}, config.name)  # fmt: skip
         elif sim_overrides:
@@ -353,8 +460,9 @@ def open_bench(spec: str, *, sim_overrides: dict[str, Any] | None = None,
             check_channel(cycler_channel, None)
             config.roles["cycler"] = cycler.model_copy(update={"channel": cycler_channel})
         clock = stack.enter_context(closing(_open_clock(config)))
-        opened = {role: stack.enter_context(closing(_open_role(role, inst))) for role, inst in config.roles.items()
-                  if roles is None or role in roles}
+        sessions = _Sessions(stack)
+        opened = {role: stack.enter_context(closing(_open_role(role, inst, sessions)))
+                  for role, inst in config.roles.items() if roles is None or role in roles}
     except BaseException:
         stack.close()
         raise
@@ -398,7 +506,7 @@ def start_sim_bench(sim: SimConfig, *, free_running: bool = False, impedance_cha
         raise BenchError(f"sim.cell: {e}") from e
 
     return SimBench(cell_for, channels=sim.channels, speed=1.0 if free_running else None,
-                    rate_monitor=MonitorSetup(seed=sim.seed), impedance_channel=impedance_channel)
+                    rate_monitor=MonitorSetup(seed=sim.seed), impedance_channel=impedance_channel, sp200=sim.sp200)
 
 
 def _open_clock(config: BenchConfig) -> Clock:
@@ -413,5 +521,20 @@ def _open_clock(config: BenchConfig) -> Clock:
         raise BenchError(f"clock.resource: cannot reach the simulated bench's clock at {host}:{port}: {e}") from e
 
 
-def _open_role(role: str, inst: InstrumentConfig) -> Any:
-    return DRIVERS[inst.driver].open(inst, f"roles.{role}")
+class _Sessions(dict):
+    """Connections shared by the roles of one instrument channel, closed after the roles (the bench's stack)."""
+
+    def __init__(self, stack: ExitStack) -> None:
+        super().__init__()
+        self._stack = stack
+
+    def __setitem__(self, key: Any, session: Any) -> None:
+        super().__setitem__(key, session)
+        self._stack.callback(session.close)
+
+
+def _open_role(role: str, inst: InstrumentConfig, sessions: dict[tuple, Any]) -> Any:
+    driver = DRIVERS[inst.driver]
+    if driver.shared:
+        return driver.open(inst, f"roles.{role}", role, sessions)
+    return driver.open(inst, f"roles.{role}")

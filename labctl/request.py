@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from labctl.procedures import LabProcedure
 
 SIM_BENCH = "sim"
+# the built-in simulated benches: Arbin + Solartron 1260, the SP-200 alone, Arbin + SP-200 (Sandoval et al.)
+SIM_LAYOUTS = {SIM_BENCH: "none", "sim-sp200": "alone", "sim-arbin-sp200": "impedance"}
 RULES = {"seed": "a random seed is a whole number, 0 or more", "channel": "channels count from 1"}  # by field
 
 

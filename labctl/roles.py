@@ -6,6 +6,7 @@ role. Drivers satisfy these protocols without inheriting from them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -108,26 +109,27 @@ class Clock(Protocol):
 
 @runtime_checkable
 class ImpedanceAnalyzer(Protocol):
-    """An impedance analyzer measuring one frequency point at a time (software-stepped sweeps)."""
+    """An instrument that measures impedance spectra: a Solartron 1260 steps one frequency at a time in software, a
+    potentiostat such as the SP-200 sweeps a whole spectrum inside one technique. Procedures ask for a spectrum and
+    never learn which."""
+
+    max_frequency_Hz: float  # the highest frequency it measures
+    galvanostatic: bool  # it can control the AC current (GEIS) as well as the voltage
 
     def identity(self) -> dict[str, str]: ...
 
     def configure(self, *, amplitude_V: float, dc_bias_V: float = 0.0, integration_time_s: float = 0.1,
-                  delay_s: float = 0.0) -> None:
-        """Reset the analyzer and put it in a known state for a potentiostatic spectrum (amplitude in V rms)."""
+                  delay_s: float = 0.0, at_open_circuit: bool = False, current_amplitude_A: float | None = None) -> None:
+        """Put the analyzer in a known state for the next spectra: ``amplitude_V`` V rms around the DC bias
+        ``dc_bias_V``. ``at_open_circuit``: the bias is the cell's own open-circuit voltage, which a potentiostat
+        may hold as 0 V vs. its own reading of it. ``current_amplitude_A`` (A rms): a galvanostatic spectrum at zero
+        DC current instead, where ``galvanostatic``; ValueError where not."""
         ...
 
-    def point_duration_s(self, frequency_Hz: float) -> float:
-        """How long the analyzer needs for one point at this frequency (delay plus integration), s."""
-        ...
-
-    def trigger(self, frequency_Hz: float) -> None:
-        """Set the generator frequency and start a single measurement."""
-        ...
-
-    def read(self, frequency_Hz: float) -> complex:
-        """The impedance of the point triggered at ``frequency_Hz`` (ohm; Z = Z' + jZ''), re-reading stale
-        results of an earlier point, never returning them."""
+    def sweep(self, frequencies: Sequence[float], clock: Clock) -> Iterator[tuple[float, complex]]:
+        """Measure ``frequencies`` (log-spaced, in order), yielding each point (Hz, ohm; Z = Z' + jZ'') as it is
+        measured, never a stale one; time passes through ``clock``. Closing the iterator early ends the measurement
+        and leaves the cell at open circuit."""
         ...
 
     def close(self) -> None: ...

@@ -70,6 +70,10 @@ class LabProcedure(Procedure):
     def check(self) -> None:
         """Cross-parameter checks, run before any instrument is touched. Raise ParameterError."""
 
+    def check_bench(self, bench: Any) -> None:
+        """Checks of the parameters against the opened bench (an analyzer's frequency range), run before the run is
+        created. Raise BenchError naming the parameter."""
+
     def describe_parameters(self) -> dict[str, dict[str, Any]]:
         """Every parameter with its label, value and units, for run metadata."""
         return {

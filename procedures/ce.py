@@ -20,6 +20,8 @@ detector of ``labctl analyze ce`` runs live and ends the test at a short, with t
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pymeasure.experiment import FloatParameter, IntegerParameter
@@ -97,21 +99,43 @@ class HalfCellCE(CEProcedure):
         """How long ``capacity_mAh_cm2`` takes at the test's current density, s."""
         return capacity_mAh_cm2 / self.density * SECONDS_PER_HOUR
 
+    def plating(self, capacity_mAh_cm2: float, time_cutoff_s: float | None = None) -> CurrentSegment:
+        """Plate ``capacity_mAh_cm2`` down to the lower limit at most, guarded in time (or ``time_cutoff_s``)."""
+        return CurrentSegment(self.current(-1), 5.0, self.lower_limit,
+                              time_cutoff_s or GUARD * self.hours(capacity_mAh_cm2),
+                              charge_Ah(capacity_mAh_cm2, self.area_cm2))
+
+    def stripping(self, cutoff_V: float, *, expected_mAh_cm2: float, capacity_mAh_cm2: float | None = None,
+                  time_cutoff_s: float | None = None) -> CurrentSegment:
+        """Strip to ``cutoff_V``, or ``capacity_mAh_cm2`` if given, guarded in time by what should be there."""
+        return CurrentSegment(self.current(1), cutoff_V, self.lower_limit,
+                              time_cutoff_s or GUARD * self.hours(expected_mAh_cm2),
+                              charge_Ah(capacity_mAh_cm2, self.area_cm2) if capacity_mAh_cm2 else None)
+
     def plate(self, capacity_mAh_cm2: float, cycle: int, label: str, time_cutoff_s: float | None = None) -> None:
-        limit = time_cutoff_s or GUARD * self.hours(capacity_mAh_cm2)
-        self.run_segment(lambda: self.cycler.apply_current(
-            self.current(-1), max_voltage_V=5.0, min_voltage_V=self.lower_limit, until_time_s=limit,
-            until_charge_Ah=charge_Ah(capacity_mAh_cm2, self.area_cm2)),
-            cycle=cycle, density_mA_cm2=-self.density, label=label)  # fmt: skip
+        self._run(self.plating(capacity_mAh_cm2, time_cutoff_s), cycle, label)
 
     def strip(self, cutoff_V: float, cycle: int, label: str, *, capacity_mAh_cm2: float | None = None,
               expected_mAh_cm2: float, time_cutoff_s: float | None = None) -> None:
-        """Strip to ``cutoff_V``, or ``capacity_mAh_cm2`` if given, guarded in time by what should be there."""
-        limit = time_cutoff_s or GUARD * self.hours(expected_mAh_cm2)
-        charge = charge_Ah(capacity_mAh_cm2, self.area_cm2) if capacity_mAh_cm2 else None
+        self._run(self.stripping(cutoff_V, expected_mAh_cm2=expected_mAh_cm2, capacity_mAh_cm2=capacity_mAh_cm2,
+                                 time_cutoff_s=time_cutoff_s), cycle, label)
+
+    def _run(self, segment: CurrentSegment, cycle: int, label: str) -> None:
         self.run_segment(lambda: self.cycler.apply_current(
-            self.current(1), max_voltage_V=cutoff_V, min_voltage_V=self.lower_limit, until_time_s=limit,
-            until_charge_Ah=charge), cycle=cycle, density_mA_cm2=self.density, label=label)  # fmt: skip
+            segment.current_A, max_voltage_V=segment.max_voltage_V, min_voltage_V=segment.min_voltage_V,
+            until_time_s=segment.until_time_s, until_charge_Ah=segment.until_charge_Ah),
+            cycle=cycle, density_mA_cm2=math.copysign(self.density, segment.current_A), label=label)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CurrentSegment:
+    """A constant-current half-cycle of a half cell as the instrument runs it: its current and its ends."""
+
+    current_A: float
+    max_voltage_V: float
+    min_voltage_V: float
+    until_time_s: float
+    until_charge_Ah: float | None
 
 
 class ReservoirCEProcedure(HalfCellCE):

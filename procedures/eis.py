@@ -32,6 +32,7 @@ from pymeasure.experiment import FloatParameter, IntegerParameter, ListParameter
 from labctl.analysis.circuits import parse_circuit
 from labctl.analysis.eis import SpectrumAnalysis, analyze_spectrum, brief, headline
 from labctl.analysis.zview import format_z
+from labctl.bench import BenchError
 from labctl.procedures.base import LabProcedure, ParameterError
 from labctl.procedures.spectrum import Sweep, log_frequencies, measure_spectrum
 from labctl.roles import CyclerChannel, CyclerReading, ImpedanceAnalyzer
@@ -40,6 +41,7 @@ from labctl.units import percent_done
 BIAS_RANGE_V = (-40.95, 40.95)  # the 1260's VB range
 EIS_VOLTAGE_LIMITS_V = (-1.0, 1.0)  # Sandoval et al.'s EIS voltage limits (cell voltage, V)
 CYCLER, FIXED = "cycler", "dc_bias"
+POTENTIOSTATIC, GALVANOSTATIC = "potentiostatic", "galvanostatic"
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,11 @@ class SpectrumParameters:
     """Parameters of a spectrum shared by the EIS procedures (mixed into a LabProcedure)."""
 
     amplitude = FloatParameter("AC amplitude", units="mV rms", minimum=0.1, maximum=3000, default=10.0)
+    eis_control = ListParameter("EIS control", choices=[POTENTIOSTATIC, GALVANOSTATIC], default=POTENTIOSTATIC,
+                                description="galvanostatic: at zero DC current with the AC current amplitude (a "
+                                            "potentiostat such as the SP-200; a 1260 alone is potentiostatic only)")
+    current_amplitude = FloatParameter("AC current amplitude", units="µA rms", minimum=0.001, maximum=100000,
+                                       default=10.0, description="The AC current of a galvanostatic spectrum")
     integration_time = FloatParameter("Integration time", units="s", minimum=0.01, maximum=100, default=0.2)
     points_per_decade = IntegerParameter("Points per decade", minimum=1, maximum=100, default=10)
     circuit = Parameter("Equivalent circuit", default="R0-p(R1,CPE1)-W1",
@@ -90,9 +97,29 @@ class SpectrumParameters:
     def frequencies(self) -> list[float]:
         return log_frequencies(self.start_frequency, self.stop_frequency, self.points_per_decade)
 
-    def configure_analyzer(self, bias_V: float) -> None:
+    def configure_analyzer(self, bias_V: float, *, at_open_circuit: bool = True) -> None:
+        """Set the analyzer up for the next spectra at ``bias_V``, the cell's open-circuit voltage unless
+        ``at_open_circuit`` is False (a fixed bias a potentiostat must hold as given)."""
+        galvanostatic = self.eis_control == GALVANOSTATIC
         self.analyzer.configure(amplitude_V=self.amplitude / 1000, dc_bias_V=bias_V,
-                                integration_time_s=self.integration_time)
+                                integration_time_s=self.integration_time, at_open_circuit=at_open_circuit,
+                                current_amplitude_A=self.current_amplitude * 1e-6 if galvanostatic else None)
+
+    def check_bench(self, bench: Any) -> None:
+        """What the spectra need of the bench's analyzer, checked before the run starts (BenchError)."""
+        if "impedance" in self.ROLES:  # type: ignore[attr-defined]
+            self.check_analyzer(bench.role("impedance"))
+
+    def check_analyzer(self, analyzer: ImpedanceAnalyzer) -> None:
+        """The bench's analyzer can take these spectra (BenchError naming the parameter, before the run starts)."""
+        highest = max(self.start_frequency, self.stop_frequency)
+        if highest > analyzer.max_frequency_Hz:
+            raise BenchError(f"start_frequency/stop_frequency: {highest:g} Hz is above the {_model(analyzer)}'s "
+                             f"{analyzer.max_frequency_Hz:g} Hz; give at most -p start_frequency="
+                             f"{analyzer.max_frequency_Hz:g}")
+        if self.eis_control == GALVANOSTATIC and not analyzer.galvanostatic:
+            raise BenchError(f"eis_control: the {_model(analyzer)} measures potentiostatically only; use "
+                             "eis_control=potentiostatic, or a bench whose impedance role is a potentiostat (SP-200)")
 
     def bias_refusal(self, bias_V: float) -> str | None:
         """Why a spectrum at ``bias_V`` must not be taken (its bias ± the AC peak leaves the EIS voltage limits,
@@ -199,7 +226,7 @@ class EISProcedure(SpectrumParameters, LabProcedure):
             self.emit("result", {"spectrum_refused": refusal, "dc_bias_V": self.bias_V,
                                  "headline": f"no spectrum: {refusal}"})
             return
-        self.configure_analyzer(self.bias_V)
+        self.configure_analyzer(self.bias_V, at_open_circuit=self.bias_from == CYCLER)
         self._start_s, self._stored = self.clock.now(), 0
         taken = self.take_spectrum(self.analyzer, self._store,
                                    lambda done, total: self.emit("progress", percent_done(done, total)))
@@ -217,6 +244,11 @@ class EISProcedure(SpectrumParameters, LabProcedure):
         self.emit("spectrum", {"index": self._stored, "test_time_s": sweep.started_s - self._start_s, "cycle": 0,
                                "step": 0, "points": sweep.points})
         return self._stored
+
+
+def _model(analyzer: ImpedanceAnalyzer) -> str:
+    identity = analyzer.identity()
+    return f"{identity.get('make', '')} {identity.get('model', 'analyzer')}".strip()
 
 
 def checked_headline(result: dict[str, Any]) -> str:

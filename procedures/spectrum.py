@@ -1,7 +1,7 @@
-"""Software-stepped impedance spectra: the sweep logic every EIS procedure shares.
+"""Impedance spectra: the sweep logic every EIS procedure shares, on any analyzer of the impedance role.
 
-Each point is triggered, the clock is let run for the time the analyzer needs (so a simulated bench's
-virtual time advances exactly that far), and the result is read; the driver refuses stale points.
+The analyzer measures the frequencies its own way (a 1260 point by point, an SP-200 in one PEIS technique) and
+hands each point over as it comes; the driver refuses stale points.
 
 The analyzer's result carries no checksum, so a whole sweep is then checked point by point against its
 log-frequency neighbours (:mod:`labctl.analysis.spectrum_points`). Each suspect is measured once more, at the end
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,7 +71,9 @@ def log_frequencies(start_Hz: float, stop_Hz: float, points_per_decade: int) -> 
     if points_per_decade < 1:
         raise ValueError(f"points_per_decade must be >= 1, not {points_per_decade}")
     n = round(points_per_decade * abs(math.log10(stop_Hz / start_Hz))) + 1
-    return [float(f) for f in np.logspace(math.log10(start_Hz), math.log10(stop_Hz), max(n, 2))]
+    frequencies = [float(f) for f in np.logspace(math.log10(start_Hz), math.log10(stop_Hz), max(n, 2))]
+    frequencies[0], frequencies[-1] = start_Hz, stop_Hz  # exact ends: 10^log10(2e6) is 2000000.0000000005
+    return frequencies
 
 
 def measure_spectrum(analyzer: ImpedanceAnalyzer, clock: Clock, frequencies: list[float],
@@ -82,20 +85,23 @@ def measure_spectrum(analyzer: ImpedanceAnalyzer, clock: Clock, frequencies: lis
     what was measured (unchecked)."""
     points: list[Point] = []
     started_s = clock.now()
-    for f in frequencies:
-        if should_stop():
-            return Sweep(points, False, started_s)
-        points.append((f, _measure(analyzer, clock, f)))
-        on_point(len(points), len(frequencies))
+    if should_stop():
+        return Sweep(points, False, started_s)
+    with closing(analyzer.sweep(frequencies, clock)) as measured:  # closing it early ends the measurement
+        for point in measured:
+            points.append(point)
+            on_point(len(points), len(frequencies))
+            if should_stop() and len(points) < len(frequencies):
+                return Sweep(points, False, started_s)
     sweep = Sweep(points, True, started_s)
     _recheck(analyzer, clock, sweep, should_stop, on_reread)
     return sweep
 
 
 def _measure(analyzer: ImpedanceAnalyzer, clock: Clock, f: float) -> complex:
-    analyzer.trigger(f)
-    clock.wait(analyzer.point_duration_s(f), stop_at_event=False)
-    return analyzer.read(f)
+    """One frequency measured again (a sweep of one point)."""
+    with closing(analyzer.sweep([f], clock)) as measured:
+        return next(iter(measured))[1]
 
 
 def _recheck(analyzer: ImpedanceAnalyzer, clock: Clock, sweep: Sweep, should_stop: Callable[[], bool],

@@ -1,25 +1,30 @@
 """One simulated bench: a virtual clock with its control channel, an emulated Arbin cycler, an emulated
-Solartron 1260 impedance analyzer on the cell of one cycler channel, and an emulated INFICON SQM-160 rate monitor
-watching a deposition.
+Solartron 1260 impedance analyzer on the cell of one cycler channel, optionally an emulated BioLogic SP-200 on that
+cell too, and an emulated INFICON SQM-160 rate monitor watching a deposition.
 
-Everything listens on 127.0.0.1 (free ports), the rate monitor on a pseudo-terminal; :meth:`SimBench.config` is the
-bench config that points labctl's real drivers at the emulators, so a simulated run exercises the same code path as
-a run in the lab.
+Everything listens on 127.0.0.1 (free ports), the rate monitor on a pseudo-terminal, the SP-200 behind a fake EClib
+served by labctl's EClib bridge (with a token, as on a lab network); :meth:`SimBench.config` is the bench config that
+points labctl's real drivers at the emulators, so a simulated run exercises the same code path as a run in the lab.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import Callable
 from typing import Any
 
+from labctl.drivers.biologic.bridge import serve
+from labctl.drivers.biologic.eclib import EClib
 from labctl.sim_instruments.arbin_server import ArbinEmulator
 from labctl.sim_instruments.cell import ChannelCell, ImpedanceCell
 from labctl.sim_instruments.clock import ClockServer, VirtualClock
+from labctl.sim_instruments.fake_eclib import FakeEClib
 from labctl.sim_instruments.si1260_server import Si1260Emulator
+from labctl.sim_instruments.sp200 import SP200Channel
+from labctl.sim_instruments.sp200_techniques import MAX_CURRENT_A
 from labctl.sim_instruments.sqm160 import MonitorSetup, SQM160Emulator
-from labctl.sim_instruments.tcp import TcpServer
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
@@ -33,6 +38,8 @@ class SimBench:
     ``username``/``password`` are the cycler's CTI credentials. The impedance analyzer measures the cell of
     cycler channel ``impedance_channel`` (two instruments on one cell, as in in-situ EIS); None leaves it out.
     ``rate_monitor`` sets up an SQM-160 rate monitor's source and crystal; None (the default) leaves it out.
+    ``sp200`` puts an SP-200 on the analyzer's cell and says what the config makes of it: "alone" (it plays the
+    cycler and impedance roles), "impedance" (the Arbin cycles, the SP-200 measures) or "none" (no SP-200).
     The servers start here; use the bench as a context manager, or call :meth:`close`.
     """
 
@@ -47,6 +54,7 @@ class SimBench:
         password: str = "000000",
         impedance_channel: int | None = 1,
         rate_monitor: MonitorSetup | None = None,
+        sp200: str = "none",
     ) -> None:
         if channels < 1:
             raise ValueError(f"channels must be at least 1, not {channels}")
@@ -61,7 +69,11 @@ class SimBench:
             raise ValueError(f"the cell of channel {impedance_channel} ({type(measured).__name__}) has no impedance "
                              "model (measured_impedance); pass impedance_channel=None for a bench without analyzer")
         self.impedance_channel = impedance_channel
-        started: list[TcpServer | SQM160Emulator] = []
+        if sp200 not in ("none", "alone", "impedance") or (sp200 != "none" and measured is None):
+            raise ValueError(f"sp200 {sp200!r}: give 'none', or 'alone'/'impedance' with an impedance channel")
+        self.sp200_layout = sp200
+        self.sp200: SP200Server | None = None
+        started: list[Any] = []
         try:
             self.cycler = ArbinEmulator(self.clock, cells, channels=channels, username=username, password=password)
             started.append(self.cycler)
@@ -71,6 +83,9 @@ class SimBench:
             self.rate_monitor = SQM160Emulator(self.clock, rate_monitor) if rate_monitor is not None else None
             if self.rate_monitor is not None:
                 started.append(self.rate_monitor)
+            if sp200 != "none":
+                self.sp200 = SP200Server(self.clock, measured)
+                started.append(self.sp200)
             self.clock_server = ClockServer(self.clock)
         except BaseException:
             for server in started:
@@ -86,18 +101,21 @@ class SimBench:
         addresses = {"clock": _host_port(self.clock_server.address), "cycler": _host_port(self.cycler.address)}
         if self.impedance is not None:
             addresses["impedance"] = _host_port(self.impedance.address)
+        if self.sp200 is not None:
+            addresses["sp200"] = _host_port(self.sp200.address)
         return addresses
 
-    def config(self) -> dict[str, Any]:
-        """The bench config (as parsed from TOML) that reaches these emulators; the cycler role is channel 1,
-        the impedance role (if any) a PyVISA socket resource opened with pyvisa-py, the rate monitor (if any) sensor
-        1 on its pseudo-terminal as a PyVISA serial resource."""
+    def config(self, cycler_channel: int = 1) -> dict[str, Any]:
+        """The bench config (as parsed from TOML) that reaches these emulators; the cycler role is channel
+        ``cycler_channel``, the impedance role (if any) a PyVISA socket resource opened with pyvisa-py, the rate
+        monitor (if any) sensor 1 on its pseudo-terminal as a PyVISA serial resource. With an SP-200, its roles are
+        its channel 1 through the EClib bridge."""
         addresses = self.addresses()
         roles: dict[str, Any] = {
             "cycler": {
                 "driver": "arbin-cti",
                 "resource": addresses["cycler"],
-                "channel": 1,
+                "channel": cycler_channel,
                 "options": {"username": self.username, "password": self.password,
                             "current_range_A": self.cycler.current_range_A, "voltage_range_V": self.cycler.voltage_range_V},
             },
@@ -109,6 +127,11 @@ class SimBench:
                 "resource": f"TCPIP::{host}::{port}::SOCKET",
                 "options": {"visa_library": "@py"},
             }
+        if self.sp200 is not None:
+            sp200 = self.sp200.role_config()
+            roles["impedance"] = sp200
+            if self.sp200_layout == "alone":
+                roles["cycler"] = sp200 | {"options": sp200["options"] | self.sp200.channel_range()}
         if self.rate_monitor is not None:
             roles["rate_monitor"] = {
                 "driver": "inficon-sqm160",
@@ -130,6 +153,8 @@ class SimBench:
             self.impedance.close()
         if self.rate_monitor is not None:
             self.rate_monitor.close()
+        if self.sp200 is not None:
+            self.sp200.close()
         self.cycler.close()
 
     def __enter__(self) -> SimBench:
@@ -137,6 +162,33 @@ class SimBench:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class SP200Server:
+    """An SP-200 with one channel on ``cell``, behind a fake EClib served by the EClib bridge on 127.0.0.1."""
+
+    ECC_DIR = "C:/EC-Lab Development Package/lib"  # the fake reads only the technique file's name
+
+    def __init__(self, clock: VirtualClock, cell: Any) -> None:
+        self.channel = SP200Channel(clock, cell)
+        self.token = secrets.token_hex(16)
+        self.bridge = serve(EClib(FakeEClib({0: self.channel})), "127.0.0.1", 0, self.token)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.bridge.address
+
+    def role_config(self) -> dict[str, Any]:
+        return {"driver": "biologic-sp200", "resource": "USB0", "channel": 1,
+                "options": {"bridge": _host_port(self.address), "token": self.token, "eclib": self.ECC_DIR}}
+
+    @staticmethod
+    def channel_range() -> dict[str, float]:
+        return {"current_range_A": MAX_CURRENT_A, "voltage_range_V": 10.0}  # the emulator's ±10 V E range
+
+    def close(self) -> None:
+        self.bridge.close()  # stops what its clients started
+        self.channel.stop()
 
 
 def _host_port(address: tuple[str, int]) -> str:

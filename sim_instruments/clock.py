@@ -78,6 +78,11 @@ class VirtualClock:
         """True while a control client steps the clock (free running is paused)."""
         return self._steppers > 0
 
+    @property
+    def participants(self) -> tuple[Participant, ...]:
+        """The emulators the clock integrates now (those running)."""
+        return self._participants
+
     def register(self, participant: Participant) -> None:
         with self.lock:
             if participant not in self._participants:

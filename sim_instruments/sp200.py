@@ -298,7 +298,7 @@ class SP200Channel:
         return self.cell.measured_voltage(self._cell_current())
 
     def _find_driver(self) -> _Driver | None:
-        for p in self._clock._participants:  # running emulators are the clock's participants (arbin_channel.py)
+        for p in self._clock.participants:  # running emulators are the clock's participants (arbin_channel.py)
             if p is not self and getattr(p, "cell", None) is self.cell and getattr(p, "running", False):
                 return p  # type: ignore[return-value]
         return None

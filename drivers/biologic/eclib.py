@@ -374,15 +374,16 @@ class EClib:
         return TEccParams(len(params), array)  # the structure keeps the array alive
 
     # techniques and runs
-    def load_technique(self, device_id: int, channel: int, ecc_path: str | os.PathLike[str], params: TEccParams, *,
-                       first: bool = True, last: bool = True, display: bool = False) -> None:
-        """Load one technique; for a sequence, call once per technique, ``first`` on the first, ``last`` on the last."""
-        self._call("BL_LoadTechnique", device_id, _channel(channel), _c_string("ecc_path", ecc_path), params,
-                   first, last, display)
+    def load_technique(self, device_id: int, channel: int, ecc_path: str | os.PathLike[str], params: Sequence[Param],
+                       *, first: bool = True, last: bool = True, display: bool = False) -> None:
+        """Load one technique with its validated parameters (see techniques); for a sequence, call once per
+        technique, ``first`` on the first, ``last`` on the last."""
+        self._call("BL_LoadTechnique", device_id, _channel(channel), _c_string("ecc_path", ecc_path),
+                   self.ecc_params(params), first, last, display)
 
-    def update_parameters(self, device_id: int, channel: int, technique_index: int, params: TEccParams,
+    def update_parameters(self, device_id: int, channel: int, technique_index: int, params: Sequence[Param],
                           ecc_path: str | os.PathLike[str]) -> None:
-        self._call("BL_UpdateParameters", device_id, _channel(channel), technique_index, params,
+        self._call("BL_UpdateParameters", device_id, _channel(channel), technique_index, self.ecc_params(params),
                    _c_string("ecc_path", ecc_path))
 
     def start_channel(self, device_id: int, channel: int) -> None:

@@ -29,7 +29,7 @@ import logging
 import math
 import numbers
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +38,8 @@ from pymeasure.adapters import Adapter
 from pymeasure.instruments import Channel, Instrument
 from pyvisa.constants import StatusCode
 from pyvisa.errors import VisaIOError
+
+from labctl.roles import Clock
 
 log = logging.getLogger(__name__)
 
@@ -606,10 +608,25 @@ class Solartron1260Analyzer:
         """Make, model, serial number and firmware, from ``*IDN?``."""
         return parse_identity(self.instrument.id)
 
+    max_frequency_Hz = FREQUENCY_HZ[1]
+    galvanostatic = False  # without a 1287 potentiostat the 1260's generator sets a voltage
+
     def configure(self, *, amplitude_V: float, dc_bias_V: float = 0.0, integration_time_s: float = 0.1,
-                  delay_s: float = 0.0) -> None:
-        """Reset the 1260 and set it up for a potentiostatic spectrum (see configure_potentiostatic)."""
+                  delay_s: float = 0.0, at_open_circuit: bool = False, current_amplitude_A: float | None = None) -> None:
+        """Reset the 1260 and set it up for a potentiostatic spectrum (see configure_potentiostatic); it holds the
+        bias itself, at open circuit or not."""
+        if current_amplitude_A is not None:
+            raise ValueError("current_amplitude_A: the Solartron 1260 alone measures potentiostatically; a "
+                             "galvanostatic spectrum needs a potentiostat (an SP-200)")
         self.instrument.configure_potentiostatic(amplitude_V, dc_bias_V, integration_time_s, delay_s)
+
+    def sweep(self, frequencies: Sequence[float], clock: Clock) -> Iterator[tuple[float, complex]]:
+        """Step the generator through ``frequencies``: each point is triggered, the clock let run for the time the
+        1260 needs (so a simulated bench's time advances exactly that far), and its result read."""
+        for f in frequencies:
+            self.instrument.trigger(f)
+            clock.wait(self.instrument.point_duration_s(f), stop_at_event=False)
+            yield f, self.instrument.read_point(f)
 
     def point_duration_s(self, frequency_Hz: float) -> float:
         return self.instrument.point_duration_s(frequency_Hz)

@@ -21,10 +21,12 @@ from rich.table import Table
 from rich.text import Text
 
 from labctl.bench import BenchError
+from labctl.cli.biologic import biologic_bridge
 from labctl.cli.channel import channel_app
 from labctl.cli.console import err, fail, out
 from labctl.cli.deposition import FilmError, deposition_app, film_line, film_of
 from labctl.cli.gui import gui
+from labctl.cli.imports import follow_app, import_files
 from labctl.cli.options import (
     BenchOption,
     CellOption,
@@ -38,6 +40,7 @@ from labctl.cli.options import (
     error_text,
 )
 from labctl.cli.queue import queue_app, serve
+from labctl.cli.schedule import schedule_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 sim_app = typer.Typer(no_args_is_help=True, help="Simulated benches: emulators on 127.0.0.1.")
@@ -116,7 +119,9 @@ def run(
 
 
 def _absolute(bench: str) -> str:
-    return bench if bench == "sim" else str(Path(bench).resolve())
+    from labctl.request import SIM_LAYOUTS
+
+    return bench if bench in SIM_LAYOUTS else str(Path(bench).resolve())
 
 
 def _resume(run_id: str, store: Path | None, as_json: bool) -> None:
@@ -237,7 +242,8 @@ def sim_cells() -> None:
 
 @sim_app.command("serve")
 def sim_serve(
-    bench: Annotated[str, typer.Argument(help="'sim' or a bench TOML file with a [sim] table")] = "sim",
+    bench: Annotated[str, typer.Argument(help="sim, sim-sp200, sim-arbin-sp200, or a bench TOML file with a [sim] "
+                                               "table")] = "sim",
     cell: Annotated[str | None, typer.Option(help="Cell preset in every channel")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed of the virtual cells")] = None,
 ) -> None:
@@ -470,3 +476,7 @@ def _show_series(rows: list, as_json: bool, eis_series: Any) -> None:
 
 app.command("serve")(serve)  # after run, procedures and sim in --help: the order a new user needs them
 app.command("gui")(gui)
+app.command("biologic-bridge")(biologic_bridge)
+app.command("import")(import_files)
+app.add_typer(follow_app, name="follow")
+app.add_typer(schedule_app, name="schedule")

@@ -27,7 +27,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 PROCEDURE_HELP = "Procedure name, e.g. ccd (see `labctl procedures`), or a run file (.toml; options given here win over it)"
 ProcedureArgument = Annotated[str, typer.Argument(help=PROCEDURE_HELP)]
 MaybeProcedureArgument = Annotated[str | None, typer.Argument(help=PROCEDURE_HELP, show_default=False)]
-BenchOption = Annotated[str | None, typer.Option(help="'sim' or a bench TOML file [default: the run file's, else sim]")]
+BenchOption = Annotated[str | None, typer.Option(
+    help="A bench TOML file, or a simulated bench: sim (Arbin + Solartron 1260), sim-sp200 (an SP-200 alone), "
+         "sim-arbin-sp200 (Arbin cycling, SP-200 measuring) [default: the run file's, else sim]")]
 ParamOption = Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value; repeat for several")]
 CellOption = Annotated[str | None, typer.Option(help="Sim benches: cell preset (`labctl sim cells` lists them)")]
 SeedOption = Annotated[int | None, typer.Option(help="Sim benches: random seed of the virtual cell")]

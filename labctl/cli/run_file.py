@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from labctl.request import SIM_BENCH, RunRequest
+from labctl.request import SIM_LAYOUTS, RunRequest
 
 SUFFIX = ".toml"
 FIELDS = ("procedure", "bench", "cell", "seed", "channel", "params", "limits")  # the schedule is the queue's
@@ -58,7 +58,7 @@ def load_run_file(path: Path) -> RunRequest:
             raise RunFileError(f"{path}: unknown field {key!r}; fields are {', '.join(FIELDS)}")
     if "procedure" not in data:
         raise RunFileError(f'{path}: no procedure; add e.g. procedure = "ccd" (`labctl procedures` lists them)')
-    if isinstance(data.get("bench"), str) and data["bench"] != SIM_BENCH:
+    if isinstance(data.get("bench"), str) and data["bench"] not in SIM_LAYOUTS:
         data["bench"] = str((path.parent / data["bench"]).expanduser().resolve())
     if isinstance(data.get("params"), dict):
         data["params"] = {name: _text(value) for name, value in data["params"].items()}

@@ -20,7 +20,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from labctl.bench import Bench
+from labctl.bench import SECRET_OPTIONS, Bench
 from labctl.engine.supervisor import supervised
 from labctl.procedures.base import LabProcedure
 from labctl.roles import ResumeRefused
@@ -102,6 +102,7 @@ class Runner:
         ``labctl run --resume`` rebuild it after a crash."""
         for role in procedure.ROLES:
             bench.role(role)  # raises BenchError before anything is created
+        procedure.check_bench(bench)
         bench = supervised(bench, request)  # the procedure reaches the cycler only through the safety supervisor
         run_id = self.store.new_run_id(procedure.NAME)
         folder = RunFolder(self.store.folder_of(run_id), list(procedure.DATA_COLUMNS))
@@ -118,6 +119,7 @@ class Runner:
         ``interrupted`` again with a ``resume_refused`` event (exit 2)."""
         for role in procedure.ROLES:
             bench.role(role)
+        procedure.check_bench(bench)
         reader = RunReader(Path(record.folder))
         bench = supervised(bench, reader.metadata().get("request"))
         procedure.resume_from(reader.rows(), reader.events(), reader.last_written())
@@ -210,7 +212,8 @@ class Runner:
 def _metadata(run_id: str, procedure: LabProcedure, bench: Bench) -> dict[str, Any]:
     config = bench.config.model_dump()
     for inst in config["roles"].values():
-        inst["options"].pop("password", None)
+        for secret in SECRET_OPTIONS:  # never written to a run folder
+            inst["options"].pop(secret, None)
     return {
         "run_id": run_id,
         "status": "running",

@@ -21,7 +21,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from labctl import pidlock
+from labctl.notify import start_hook
 from labctl.queue.db import ENDED, Entry, QueueDB, QueueError, iso, utc_now
 from labctl.queue.schedule import due
 from labctl.queue.spawn import RunProcess, start_run
@@ -275,17 +275,8 @@ class Daemon:
             time.sleep(0.1)
 
     def _notify(self, run_id: str, outcome: str) -> None:
-        if not self.notify:
-            return
-        command = f"{self.notify} {shlex.quote(run_id)} {shlex.quote(outcome)}"
-        with (self.root / LOGS / SERVE_LOG).open("ab") as out:
-            try:
-                self._hooks.append(subprocess.Popen(command, shell=True, stdin=subprocess.DEVNULL, stdout=out,
-                                                    stderr=subprocess.STDOUT, start_new_session=True))
-            except OSError as e:
-                log.error("notify: could not run %r: %s", command, e)
-                return
-        log.info("notify: %s", command)
+        if self.notify and (hook := start_hook(self.notify, run_id, outcome, self.root / LOGS / SERVE_LOG)):
+            self._hooks.append(hook)
 
     def _wait_hooks(self) -> None:
         for hook in self._hooks:

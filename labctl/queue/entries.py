@@ -10,7 +10,7 @@ from pathlib import Path
 
 from labctl.bench import BenchConfig, load_config
 from labctl.queue.db import Entry, QueueDB
-from labctl.request import SIM_BENCH, RequestError, RunRequest
+from labctl.request import SIM_LAYOUTS, RequestError, RunRequest
 
 
 def plan(request: RunRequest, queue: QueueDB, count: int = 1, hold: bool = False) -> list[Entry]:
@@ -18,7 +18,7 @@ def plan(request: RunRequest, queue: QueueDB, count: int = 1, hold: bool = False
     -2, …), ``held`` if ``hold``. Nothing is queued when any part is wrong: RequestError or ParameterError name
     the field, BenchError the bench file's problem."""
     procedure = request.build()
-    bench = request.bench if request.bench == SIM_BENCH else str(Path(request.bench).expanduser().resolve())
+    bench = request.bench if request.bench in SIM_LAYOUTS else str(Path(request.bench).expanduser().resolve())
     config = load_config(bench)
     _check_roles(config, procedure.ROLES, request.procedure)
     _check_sim(config, request)

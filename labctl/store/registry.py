@@ -18,7 +18,7 @@ from typing import Any
 from labctl.store.folder import METADATA, read_json, write_json_atomic
 from labctl.store.sqlite import connect
 
-STATUSES = ("running", "finished", "failed", "aborted", "interrupted")
+STATUSES = ("running", "finished", "failed", "aborted", "interrupted", "imported")  # imported: another instrument's file
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -63,12 +63,17 @@ class Registry:
     def __init__(self, path: Path) -> None:
         self._db = connect(path, _SCHEMA)
 
-    def add(self, run_id: str, *, procedure: str, bench: str, cell_id: str | None, folder: Path) -> None:
+    def add(self, run_id: str, *, procedure: str, bench: str, cell_id: str | None, folder: Path,
+            status: str = "running") -> None:
         self._db.execute(
             "INSERT INTO runs (id, procedure, status, started_at, bench, cell_id, folder, host, pid)"
-            " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
-            (run_id, procedure, now_iso(), bench, cell_id, str(folder), socket.gethostname(), os.getpid()),
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, procedure, status, now_iso(), bench, cell_id, str(folder), socket.gethostname(), os.getpid()),
         )
+
+    def forget(self, run_id: str) -> None:
+        """Remove a run's row (one whose folder could not be written)."""
+        self._db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
     def finish(self, run_id: str, status: str, summary: dict[str, Any] | None = None) -> None:
         if status not in STATUSES:

@@ -64,7 +64,7 @@ def test_bad_config_names_the_field(tmp_path, text, names):
 
 
 def test_missing_file_says_what_to_give():
-    with pytest.raises(BenchError, match="no bench file 'nowhere.toml'.*'sim'"):
+    with pytest.raises(BenchError, match="no bench file 'nowhere.toml'.*simulated benches sim, "):
         load_config("nowhere.toml")
 
 

@@ -1,4 +1,6 @@
-"""EIS and in-situ EIS on the simulated bench: procedure → Solartron driver → PyVISA socket → emulator → cell."""
+"""EIS and in-situ EIS on the simulated benches: procedure → Solartron driver → PyVISA socket → emulator → cell, or
+procedure → SP-200 driver → EClib bridge over a socket → EClib layer → fake DLL → SP-200 emulator → cell (alone, or
+measuring while an Arbin cycles: Sandoval et al.'s bench)."""
 
 from __future__ import annotations
 
@@ -24,8 +26,12 @@ def run_json(*args: str) -> dict:
     return json.loads(result.stdout)
 
 
-def test_eis_on_the_sim_bench_fits_the_virtual_cell():
-    out = run_json("run", "eis", "--bench", "sim", "--cell", "bare", "-p", "thickness=0.1")
+BENCHES = ["sim", "sim-sp200", "sim-arbin-sp200"]
+
+
+@pytest.mark.parametrize("bench", BENCHES)
+def test_eis_on_the_sim_bench_fits_the_virtual_cell(bench):
+    out = run_json("run", "eis", "--bench", bench, "--cell", "bare", "-p", "thickness=0.1")
     folder = Path(out["folder"])
     cell = SymmetricCell("bare", area_cm2=AREA)  # the same virtual cell, fresh: its resistances
     result = out["result"]
@@ -44,8 +50,9 @@ def test_eis_on_the_sim_bench_fits_the_virtual_cell():
         assert offline[key] == pytest.approx(result[key], rel=1e-6)
 
 
-def test_insitu_eis_shows_r_tot_growing_through_stripping_and_links_spectra_to_cycle_and_step():
-    out = run_json("run", "insitu-eis", "--bench", "sim", "-p", "cycles=2")
+@pytest.mark.parametrize("bench", BENCHES)
+def test_insitu_eis_shows_r_tot_growing_through_stripping_and_links_spectra_to_cycle_and_step(bench):
+    out = run_json("run", "insitu-eis", "--bench", bench, "-p", "cycles=2")
     assert out["status"] == "finished"
     folder = Path(out["folder"])
     cycles = out["result"]["cycles"]

@@ -42,6 +42,12 @@ class Analyzer:
     def configure(self, **settings: float) -> None:
         pass
 
+    def sweep(self, frequencies, clock):
+        for f in frequencies:
+            self.trigger(f)
+            clock.wait(self.point_duration_s(f), stop_at_event=False)
+            yield f, self.read(f)
+
     def point_duration_s(self, frequency_Hz: float) -> float:
         return max(0.2, 3 / frequency_Hz)
 

@@ -225,8 +225,8 @@ def test_ocv_params_are_defined_by_the_dll_and_loaded_by_value():
     lib = FakeEClib(BL_DefineBoolParameter=define(1), BL_DefineSglParameter=define(2), BL_DefineIntParameter=define(0),
                     BL_LoadTechnique=load)  # fmt: skip
     eclib = EClib(lib)
-    params = eclib.ecc_params(techniques.ocv(10.0, record_dt_s=0.5))
-    eclib.load_technique(2, 0, r"C:\EC-Lab Development Package\ocv4.ecc", params, last=False)
+    eclib.load_technique(2, 0, r"C:\EC-Lab Development Package\ocv4.ecc", techniques.ocv(10.0, record_dt_s=0.5),
+                         last=False)
     assert loaded == [(2, 0, b"C:\\EC-Lab Development Package\\ocv4.ecc", [
         (b"Rest_time_T", 2, 0x41200000, 0),  # 10.0 = 2^3·1.25
         (b"Record_every_dE", 2, 0, 0),
@@ -252,7 +252,7 @@ def test_labels_must_fit_param_str(label):
 
 def test_non_ascii_ecc_path_is_refused():
     with pytest.raises(ValueError, match="ecc_path .* non-ASCII characters"):
-        EClib(FakeEClib()).load_technique(1, 0, r"C:\Données\ocv4.ecc", TEccParams())
+        EClib(FakeEClib()).load_technique(1, 0, r"C:\Données\ocv4.ecc", [])
 
 
 def test_get_data_fills_block_and_current_values():
@@ -348,7 +348,7 @@ def test_every_error_code_is_mapped(code, name):
 def test_incompatible_ecc_says_which_files_the_sp200_needs():
     lib = FakeEClib(BL_LoadTechnique=lambda *args: -401)
     with pytest.raises(EClibError, match=r"ECC file not compatible with the channel firmware .*\*4\.ecc") as error:
-        EClib(lib).load_technique(1, 0, "ocv.ecc", TEccParams())
+        EClib(lib).load_technique(1, 0, "ocv.ecc", [])
     assert error.value.call == "BL_LoadTechnique"
 
 

@@ -1,0 +1,1 @@
+"""Other instruments' files (LAND, EC-Lab, Arbin, VersaStudio) read into labctl's store."""
