@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ UNITS: dict[str, tuple[str, float]] = {
     "mOhm": ("impedance", 1e-3), "deg": ("angle", math.pi / 180), "rad": ("angle", 1.0),
     "Wh": ("energy", 1.0), "mWh": ("energy", 1e-3), "W": ("power", 1.0), "mW": ("power", 1e-3),
 }  # fmt: skip
+OLE_EPOCH = datetime(1899, 12, 30)
+WINDOWS_TEXT = ("utf-8-sig", "cp1252")  # Windows instrument software writes Windows-1252; else latin-1
 MICRO = ("µ", "μ")  # U+00B5 micro sign, U+03BC Greek mu: both are written for "micro"
 UNIT_IN_HEADER = re.compile(r"^(?P<name>.*?)\s*(?:/\s*(?P<slash>[^/()]+?)|\((?P<paren>[^()]+)\))\s*$")
 
@@ -156,3 +158,48 @@ def inverted(series: pd.DataFrame) -> pd.DataFrame:
 
 def _example(dimension: str) -> str:
     return next(u for u, (d, _) in UNITS.items() if d == dimension)
+
+
+def expect_file(path: Path | str, suffixes: Sequence[str], what: str) -> Path:
+    """``path`` if its extension is one of ``suffixes`` and it is not empty; FormatError naming ``what`` otherwise."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in suffixes:
+        raise FormatError(f"{path}: expected {what} ({', '.join(suffixes)}), not a "
+                          f"{suffix or 'file without extension'}")
+    if path.stat().st_size == 0:
+        raise FormatError(f"{path}: empty file; expected {what}")
+    return path
+
+
+def decoded(raw: bytes) -> str:
+    """A text file's bytes as text: UTF-8 (a BOM or not), else Windows-1252, else latin-1."""
+    for encoding in WINDOWS_TEXT:
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("latin-1")  # takes any byte
+
+
+def ole_datetime(days: float) -> datetime:
+    """An OLE automation date (days since 1899-12-30, a Windows PC's local time) in this computer's zone."""
+    return (OLE_EPOCH + timedelta(days=days)).astimezone()
+
+
+def counts(values: Sequence[Any] | np.ndarray, header: str, source: Path) -> np.ndarray:
+    """A column of counts (cycle, step, mode) as integers; FormatError naming the column and row of a non-number."""
+    numbers = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero(~np.isfinite(numbers))
+    if bad.size:
+        raise FormatError(f"{source}: column {header!r}, row {bad[0] + 1}: {values[bad[0]]!r} is not a number")
+    return np.rint(numbers).astype(np.int64)
+
+
+def cumulative(q: np.ndarray) -> np.ndarray:
+    """An instrument's capacity counter as BDF counts it, never falling: where it falls to half its previous value
+    or less it was reset (a new cycle or half-cycle), and the value before carries into the rest; a smaller fall is
+    noise, held at the value before."""
+    previous = np.concatenate(([0.0], q[:-1]))
+    carried = q + np.cumsum(np.where(q <= previous / 2, previous, 0.0))
+    return np.maximum.accumulate(carried)
