@@ -87,6 +87,7 @@ class RunView(QWidget):
         self.title.setText(f"<b>{s.run_id}</b> &nbsp; {s.procedure}" + (f" &nbsp; cell {cell}" if cell else ""))
         colour = STATUS_COLOURS.get(s.status, "#444")
         self.status.setText(f"<b style='color:{colour}'>{s.status}</b>")
+        self.progress.setVisible(s.planned or s.progress > 0)  # an imported or followed test has no plan to measure
         self.progress.setValue(round(s.progress))
         self.progress.setFormat("%p %" if s.status == "running" else "ended at %p % of the planned time")
         self.values.setText(status_text(s.status_line))

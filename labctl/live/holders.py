@@ -109,6 +109,8 @@ def run_instruments(folder: Path) -> dict[str, int | None]:
     """Instrument -> cycler channel (None for others) of what a run's process opened, from its metadata."""
     try:
         metadata = RunReader(folder).metadata()
+        if "bench" not in metadata and metadata.get("followed"):
+            return {}  # a test labctl follows through an export holds none of labctl's instruments
         config = BenchConfig.model_validate(metadata["bench"]["config"])
     except (OSError, ValueError, KeyError, TypeError, ValidationError) as e:  # written before the run registers,
         # so only a damaged folder gets here

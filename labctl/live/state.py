@@ -175,12 +175,17 @@ class RunState:
             line["density_mA_cm2"] = 1000 * line["current_A"] / area
         return line
 
-    def _progress_of_history(self) -> float:
+    @property
+    def planned(self) -> bool:
+        """The run has a planned duration (an imported or followed test has none)."""
         total = self.metadata.get("estimated_duration_s")
+        return isinstance(total, int | float) and 0 < total < math.inf
+
+    def _progress_of_history(self) -> float:
         t = self._last_time()
-        if t is None or not isinstance(total, int | float) or not 0 < total < math.inf:
+        if t is None or not self.planned:
             return self.progress
-        return percent_done(t, total)
+        return percent_done(t, self.metadata["estimated_duration_s"])
 
 
 def _failure_label(event: dict[str, Any]) -> str:

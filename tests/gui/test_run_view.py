@@ -127,3 +127,17 @@ def test_redraws_only_when_the_state_moved_and_adds_records_as_they_come(qtbot):
     view.refresh()
     (failure,) = lines(view.page("V, I vs time").plots["Voltage / V"], FAILURE)
     assert failure.value() == 25.0 and failure.label.format == "contact loss"
+
+
+def test_an_imported_run_shows_its_data_and_no_share_of_a_planned_time(qtbot, tmp_path):
+    from pathlib import Path
+
+    from labctl.imports.eclab import read_mpt
+    from labctl.imports.store import store_import
+    from labctl.store import Store
+
+    fixture = Path(__file__).parents[1] / "imports" / "fixtures" / "eclab" / "v1150_GCPL.mpt"
+    stored = store_import(Store(tmp_path), read_mpt(fixture), cell_id="v1150", area_cm2=1.0)
+    view = view_of(qtbot, RunState.from_folder(stored.folder))
+    assert view.state.status == "imported" and shown_tabs(view) == ["V, I vs time"]
+    assert not view.progress.isVisible() and "imported" in view.status.text()
