@@ -12,9 +12,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from PyQt6.QtCore import Qt, QTimer, pyqtSignal
+from PyQt6.QtCore import QSettings, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QCloseEvent, QResizeEvent
-from PyQt6.QtWidgets import QApplication, QDockWidget, QMainWindow, QMdiArea, QMdiSubWindow, QScrollArea, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QMdiArea,
+    QMdiSubWindow,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
 from labctl.gui.bench_panel import BenchPanel
 from labctl.gui.browser import RunBrowser
@@ -50,6 +60,10 @@ class RunWindow(QMdiSubWindow):
         super().closeEvent(event)
 
 
+EMPTY_HINT = ("Each running run shows here, live, as it starts. To start one: choose a procedure on the left and "
+              "press Queue, then Start daemon (bottom right). Finished runs open from Runs below.")
+
+
 class RunArea(QMdiArea):
     """The middle of the window: run views tiled so that all show at once (re-tiled as views come, go and the area
     changes size), or as tabs."""
@@ -59,8 +73,11 @@ class RunArea(QMdiArea):
         self.setTabsClosable(True)
         self._retile = QTimer(self, singleShot=True, interval=0)  # after the pending layout work
         self._retile.timeout.connect(self.tile)
+        self.hint = QLabel(EMPTY_HINT, self, wordWrap=True, alignment=Qt.AlignmentFlag.AlignCenter)
+        self.hint.setStyleSheet("color: #666; font-size: 14px;")
 
     def tile(self) -> None:
+        self.hint.setVisible(not self.subWindowList())
         if self.viewMode() == QMdiArea.ViewMode.SubWindowView:
             self.tileSubWindows()
 
@@ -73,6 +90,7 @@ class RunArea(QMdiArea):
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
+        self.hint.setGeometry(self.viewport().rect().adjusted(40, 40, -40, -40))
         self.retile()
 
 
@@ -87,6 +105,7 @@ class MainWindow(QMainWindow):
         self.views: dict[str, RunWindow] = {}
         self.feeds: dict[str, FeedClient] = {}
         self.dismissed: set[str] = set()  # running runs whose view the operator closed: not reopened
+        self.settings = QSettings("labctl", "labctl")  # what the operator chose last time (tabs or tiles)
 
         self.bench_panel = BenchPanel(bench, self.queue, self.store.registry, poll_ms, live=self.live_status)
         self.form = ProcedureForm(self.queue, self.bench_panel.spec)
@@ -120,6 +139,10 @@ class MainWindow(QMainWindow):
         self._timer.start()
         self.watch_runs()
 
+    def _set_tabbed(self, on: bool) -> None:
+        self.runs.set_tabbed(on)
+        self.settings.setValue("tabbed", on)
+
     def _queued(self, _ids: list[int]) -> None:
         self.queue_panel.refresh()
         if self.daemon.pid() is None:  # a new user's queue would otherwise wait in silence
@@ -136,7 +159,9 @@ class MainWindow(QMainWindow):
     def _menus(self) -> None:
         view = self.menuBar().addMenu("&View")
         tile = QAction("Tile run views", self, triggered=self.runs.tile)
-        tabs = QAction("Run views as tabs", self, checkable=True, toggled=self.runs.set_tabbed)
+        tabs = QAction("Run views as tabs", self, checkable=True)
+        tabs.toggled.connect(self._set_tabbed)
+        tabs.setChecked(self.settings.value("tabbed", False, type=bool))  # as the operator left it
         view.addActions([tile, tabs])
         view.addSeparator()
         for dock in self.findChildren(QDockWidget):

@@ -265,3 +265,6 @@ class RtotPage(Page):
         self._points = len(state.r_tot)
         hours, ohms = np.array(state.r_tot, dtype=float).T
         self.curve.setData(hours, ohms)
+
+
+PAGES: tuple[type[Page], ...] = (TimePage, NyquistPage, BodePage, CyclesPage, RtotPage)  # a run view's tabs, in order

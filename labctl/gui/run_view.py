@@ -13,7 +13,7 @@ from typing import Any
 from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QGridLayout, QLabel, QProgressBar, QTabWidget, QVBoxLayout, QWidget
 
-from labctl.gui.run_plots import BodePage, CyclesPage, NyquistPage, Page, RtotPage, TimePage
+from labctl.gui.run_plots import PAGES, Page, TimePage
 from labctl.live.state import RunState
 from labctl.units import SECONDS_PER_HOUR
 
@@ -35,7 +35,7 @@ class RunView(QWidget):
         self.values = QLabel()
         self.headline = QLabel(wordWrap=True)
         self.tabs = QTabWidget()
-        self.pages: list[Page] = [TimePage(), NyquistPage(), BodePage(), CyclesPage(), RtotPage()]
+        self.pages: list[Page] = [page() for page in PAGES]
         for page in self.pages:
             self.tabs.addTab(page, page.title)
         self._layout()

@@ -63,3 +63,13 @@ def sim_runs(sim_store) -> dict[str, Path]:
         return {r.procedure: Path(r.folder) for r in store.registry.list()}
     finally:
         store.close()
+
+
+@pytest.fixture(autouse=True)
+def own_settings(tmp_path_factory, monkeypatch):
+    """The window's remembered choices (QSettings) in a folder of the test's, never the user's."""
+    from PyQt6.QtCore import QSettings
+
+    folder = tmp_path_factory.mktemp("settings")
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(folder))
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))

@@ -132,3 +132,18 @@ def test_two_runs_live_side_by_side_abort_one_reopen_one(qtbot, window, store_ro
     assert reopened is not None and reopened.state.status == "finished" and reopened.state.result
     rows = len((Path(registry.get(run[ccd]()).folder) / TIMESERIES).read_text().splitlines()) - 1
     assert len(reopened.state.samples) == rows
+
+
+def test_tabs_or_tiles_is_remembered_and_an_empty_middle_says_what_to_do(qtbot, store_root):
+    from labctl.gui.app import MainWindow
+
+    first = MainWindow(store_root, poll_ms=60000)
+    qtbot.addWidget(first)
+    first.show()
+    assert first.runs.hint.isVisible() and "Queue" in first.runs.hint.text()
+    tabs = next(a for a in first.menuBar().actions()[0].menu().actions() if a.text() == "Run views as tabs")
+    tabs.setChecked(True)
+    first.close()
+    second = MainWindow(store_root, poll_ms=60000)
+    qtbot.addWidget(second)
+    assert second.runs.viewMode() == second.runs.ViewMode.TabbedView
