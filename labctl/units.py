@@ -31,3 +31,8 @@ def areal_mAh_cm2(charge_Ah: float, area_cm2: float) -> float:
 def percent_done(done: float, total: float) -> float:
     """Progress in %, from work done and the planned total in the same unit; never above 100 (runs overrun plans)."""
     return min(100.0, 100.0 * done / total)
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless one: "1 cycle", "3 cycles"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

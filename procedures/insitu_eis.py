@@ -26,7 +26,7 @@ from labctl.procedures.cycling import CyclingProcedure
 from labctl.procedures.eis import SpectrumParameters
 from labctl.procedures.spectrum import Point
 from labctl.roles import CyclerReading
-from labctl.units import SECONDS_PER_HOUR, areal_mAh_cm2, charge_Ah, current_A
+from labctl.units import SECONDS_PER_HOUR, areal_mAh_cm2, charge_Ah, counted, current_A
 
 VOLTAGE_ENDS = ("voltage_high", "voltage_low")
 
@@ -200,7 +200,7 @@ def headline(result: dict) -> str:
     if not cycles:
         return f"{spectra} spectra; no complete cycle" + doubts
     ce = [c["ce"] for c in cycles if c["ce"] is not None]
-    text = f"{len(cycles)} cycles, {spectra} spectra; mean CE {100 * sum(ce) / len(ce):.2f} %"
+    text = f"{counted(len(cycles), 'cycle')}, {spectra} spectra; mean CE {100 * sum(ce) / len(ce):.2f} %"
     r = [x for x in cycles[0]["R_tot_stripping_ohm"] if x is not None]
     if len(r) >= 2:
         text += f"; R_tot during the first stripping {r[0]:.4g} → {r[-1]:.4g} Ω at its end"

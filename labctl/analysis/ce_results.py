@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from labctl.units import SECONDS_PER_HOUR
+from labctl.units import SECONDS_PER_HOUR, counted
 
 CEVariant = Literal["reservoir", "cycling", "fullcell"]  # the CE protocols (`labctl analyze ce --protocol`)
 EndReason = Literal["capacity", "voltage", "time", "stopped"]
@@ -176,12 +176,13 @@ def brief(result: dict) -> str:
         return "no complete cycle" + tail
     if result["protocol"] == "fullcell" and result["retention_percent"] is not None:
         return f"retention {result['retention_percent']:.3g} % at cycle {rows[-1]['cycle']}" + tail
-    return f"mean CE {result['mean_ce_percent']:.2f} % over {len(rows)} cycles" + tail
+    return f"mean CE {result['mean_ce_percent']:.2f} % over {counted(len(rows), 'cycle')}" + tail
 
 
 def _cycling_headline(result: dict, rows: list[dict]) -> str:
     first = rows[0]
-    text = f"{len(rows)} cycles: mean CE {result['mean_ce_percent']:.2f} %, last CE {result['last_ce_percent']:.2f} %"
+    text = (f"{counted(len(rows), 'cycle')}: mean CE {result['mean_ce_percent']:.2f} %, "
+            f"last CE {result['last_ce_percent']:.2f} %")
     plating, stripping = first["plating_overpotential_mV"], first["stripping_overpotential_mV"]
     if plating is not None and stripping is not None:
         text += f"; plating/stripping overpotential {plating:.3g}/{stripping:.3g} mV at cycle {first['cycle']}"

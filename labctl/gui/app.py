@@ -22,13 +22,18 @@ from PyQt6.QtWidgets import (
     QMdiArea,
     QMdiSubWindow,
     QScrollArea,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from labctl.gui.alerts import Alerts
 from labctl.gui.bench_panel import BenchPanel
 from labctl.gui.browser import RunBrowser
-from labctl.gui.daemon_status import DaemonStatus
+from labctl.gui.channel_grid import ChannelGrid
+from labctl.gui.compare import CompareWindow
+from labctl.gui.daemon_status import WAITS_FOR_DAEMON, DaemonStatus
+from labctl.gui.event_log import EventLog
 from labctl.gui.feed_client import FeedClient
 from labctl.gui.procedure_form import ProcedureForm
 from labctl.gui.queue_panel import QueuePanel
@@ -95,9 +100,10 @@ class RunArea(QMdiArea):
 
 
 class MainWindow(QMainWindow):
-    """The bench window on the store at ``root``; new runs are queued on ``bench``."""
+    """The bench window on the store at ``root``; new runs are queued on ``bench``; ``notify`` is the operator's
+    alert hook command."""
 
-    def __init__(self, root: Path, bench: str = "sim", poll_ms: int = 1000) -> None:
+    def __init__(self, root: Path, bench: str = "sim", poll_ms: int = 1000, notify: str | None = None) -> None:
         super().__init__()
         self.setWindowTitle(f"labctl — {root}")
         self.store = Store(root)  # creates the runs table before the queue looks at it
@@ -105,6 +111,7 @@ class MainWindow(QMainWindow):
         self.views: dict[str, RunWindow] = {}
         self.feeds: dict[str, FeedClient] = {}
         self.dismissed: set[str] = set()  # running runs whose view the operator closed: not reopened
+        self.compares: list[CompareWindow] = []
         self.settings = QSettings("labctl", "labctl")  # what the operator chose last time (tabs or tiles)
 
         self.bench_panel = BenchPanel(bench, self.queue, self.store.registry, poll_ms, live=self.live_status)
@@ -115,11 +122,22 @@ class MainWindow(QMainWindow):
         self.browser = RunBrowser(self.store)
         self.browser.opened.connect(self.show_state)
         self.daemon = DaemonStatus(root, poll_ms)
+        self.daemon.state_changed.connect(self._daemon_changed)
         self.form.queued.connect(self._queued)
         self.statusBar().addPermanentWidget(self.daemon)
+        self.event_log = EventLog(self.store.registry, feeds=self.feeds, poll_ms=poll_ms)
+        self.event_log.run_chosen.connect(self.browser.open_run)
+        self.alerts = Alerts(self.event_log, root, notify)
+        self.alerts.alerted.connect(lambda text: self.statusBar().showMessage(text, 30000))
 
+        self.channel_grid = ChannelGrid(bench, self.queue, self.store.registry, poll_ms, live=self.live_status)
+        self.channel_grid.open_run.connect(self.browser.open_run)
+        self.bench_panel.changed.connect(self.channel_grid.set_bench)
         self.runs = RunArea()
-        self.setCentralWidget(self.runs)
+        self.center = QTabWidget(documentMode=True)  # every channel at a glance, and the runs' own views
+        self.center.addTab(self.channel_grid, "Channels")
+        self.center.addTab(self.runs, "Run views")
+        self.setCentralWidget(self.center)
         left = QWidget()
         column = QVBoxLayout(left)
         column.addWidget(self.bench_panel)
@@ -129,6 +147,8 @@ class MainWindow(QMainWindow):
         queue = self._dock("Queue", self.queue_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         runs = self._dock("Runs", self.browser, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.splitDockWidget(queue, runs, Qt.Orientation.Horizontal)  # the queue and the browser side by side
+        self.tabifyDockWidget(runs, self._dock("Events", self.event_log, Qt.DockWidgetArea.BottomDockWidgetArea))
+        runs.raise_()
         self._menus()
         self.resize(1600, 1000)
         self.resizeDocks([form, queue, runs], [420, 700, 480], Qt.Orientation.Horizontal)
@@ -146,8 +166,11 @@ class MainWindow(QMainWindow):
     def _queued(self, _ids: list[int]) -> None:
         self.queue_panel.refresh()
         if self.daemon.pid() is None:  # a new user's queue would otherwise wait in silence
-            self.form.message.setText(f"{self.form.message.text()}; it starts once the daemon runs: "
-                                      "press Start daemon (bottom right)")
+            self.form.message.setText(self.form.message.text() + WAITS_FOR_DAEMON)
+
+    def _daemon_changed(self, running: bool) -> None:
+        if running:  # the queued entries start now: the hint to start the daemon is no longer true
+            self.form.message.setText(self.form.message.text().replace(WAITS_FOR_DAEMON, ""))
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -162,12 +185,13 @@ class MainWindow(QMainWindow):
         tabs = QAction("Run views as tabs", self, checkable=True)
         tabs.toggled.connect(self._set_tabbed)
         tabs.setChecked(self.settings.value("tabbed", False, type=bool))  # as the operator left it
-        view.addActions([tile, tabs])
+        compare = QAction("Compare selected runs", self, triggered=self.compare_selected)
+        view.addActions([tile, tabs, compare])
         view.addSeparator()
         for dock in self.findChildren(QDockWidget):
             view.addAction(dock.toggleViewAction())
         daemon = self.menuBar().addMenu("&Daemon")
-        daemon.addAction(QAction("Start labctl serve", self, triggered=self.daemon.start))
+        daemon.addActions([self.daemon.start_action, self.daemon.stop_action])
 
     # -- run views -------------------------------------------------------------------------------------------
 
@@ -187,7 +211,9 @@ class MainWindow(QMainWindow):
         return self._add_view(record.id, RunView(state))
 
     def show_state(self, state: RunState) -> None:
-        """Show a run the browser opened: one already on show comes to the front, a running one is followed live."""
+        """Show a run the operator opened (browser, channel grid, event log): one already on show comes to the front,
+        a running one is followed live."""
+        self.center.setCurrentWidget(self.runs)
         if state.run_id in self.views:
             self.runs.setActiveSubWindow(self.views[state.run_id])
             return
@@ -196,6 +222,18 @@ class MainWindow(QMainWindow):
             self.follow(record)
             return
         self._add_view(state.run_id, RunView(state))
+
+    def compare_selected(self) -> CompareWindow | None:
+        """Overlay the runs selected in the browser (Ctrl-click several) in a window of their own."""
+        ids = self.browser.selected_ids()
+        if len(ids) < 2:
+            self.statusBar().showMessage("Select two runs or more in Runs (Ctrl-click) to compare them", 10000)
+            return None
+        states = [RunState.from_folder(Path(self.store.registry.get(run_id).folder)) for run_id in ids]
+        window = CompareWindow(states)
+        self.compares.append(window)  # a top-level window: kept alive here
+        window.show()
+        return window
 
     def live_status(self, run_id: str) -> dict[str, Any] | None:
         """The latest live values of a run this window follows through its feed (None if it does not)."""
@@ -208,6 +246,9 @@ class MainWindow(QMainWindow):
 
     def _add_view(self, run_id: str, view: RunView) -> RunView:
         window = RunWindow(run_id, view)
+        window.setWindowTitle(view.caption())  # channel, procedure, cell, run: which tile is which at a glance
+        view.caption_changed.connect(window.setWindowTitle)
+        view.close_requested.connect(window.close)
         window.closed.connect(self._closed)
         self.runs.addSubWindow(window)
         self.views[run_id] = window
@@ -226,6 +267,9 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop watching; the runs and the daemon go on."""
         self._timer.stop()
+        self.channel_grid.stop_watching()
+        self.event_log.stop_watching()
+        self.alerts.close()
         for feed in self.feeds.values():
             feed.close()
         self.feeds.clear()
@@ -235,10 +279,10 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
-def main(root: Path, bench: str = "sim") -> int:
+def main(root: Path, bench: str = "sim", notify: str | None = None) -> int:
     """Run the window until it is closed; the exit code of the Qt event loop."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("labctl")
-    window = MainWindow(root, bench)
+    window = MainWindow(root, bench, notify=notify)
     window.show()
     return app.exec()

@@ -8,20 +8,23 @@ own settings (:mod:`labctl.engine.reanalysis`). Exports write the time series as
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
 from PyQt6.QtCore import QSortFilterProxyModel, Qt, QTimer, pyqtSignal
-from PyQt6.QtGui import QStandardItem, QStandardItemModel
+from PyQt6.QtGui import QAction, QStandardItem, QStandardItemModel, QTextDocument
 from PyQt6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
+    QFrame,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QLineEdit,
+    QMenu,
     QPushButton,
     QTableView,
+    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
@@ -34,7 +37,7 @@ from labctl.live.state import RunState
 from labctl.store import RunRecord, Store
 
 COLUMNS = ("Run", "Procedure", "Cell", "Status", "Started (UTC)", "Result")
-PNG_SIZE = (1400, 900)  # px of the view drawn for PNG export
+MESSAGE_LINES = 3  # the message area's height: it never changes, so nothing moves when a message comes
 
 
 class RunBrowser(QWidget):
@@ -50,11 +53,14 @@ class RunBrowser(QWidget):
         self.model.setHorizontalHeaderLabels(COLUMNS)
         self.proxy = QSortFilterProxyModel(filterKeyColumn=-1, filterCaseSensitivity=Qt.CaseSensitivity.CaseInsensitive)
         self.proxy.setSourceModel(self.model)
-        self.filter = QLineEdit(placeholderText="Filter: run, procedure, cell, status or result", clearButtonEnabled=True)
+        self.filter = QLineEdit(placeholderText="Filter", clearButtonEnabled=True,
+                                toolTip="Keep the rows with this text in any column: run, procedure, cell, status, "
+                                        "start or result")  # fmt: skip
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.table = self._table()
         self.buttons: dict[str, QPushButton] = {}
-        self.message = QLabel(wordWrap=True, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.exports: dict[str, QAction] = {}  # "parquet", "z", "png": the Export menu's entries
+        self.message = _message_area()
         self._layout()
         self.refresh()
         if poll_ms:
@@ -68,7 +74,7 @@ class RunBrowser(QWidget):
         table.setSortingEnabled(True)
         table.sortByColumn(COLUMNS.index("Started (UTC)"), Qt.SortOrder.DescendingOrder)
         table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)  # several: to compare them
         table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         table.horizontalHeader().setStretchLastSection(True)
@@ -77,22 +83,26 @@ class RunBrowser(QWidget):
         return table
 
     def _layout(self) -> None:
-        buttons = QHBoxLayout()
+        bar = QHBoxLayout()  # the filter and the buttons in one row: the table keeps the rest
+        bar.addWidget(self.filter, stretch=1)
         for text, slot, tip in (
             ("Open", self.open_run, "Plot the selected run (double-click a row does the same)"),
             ("Re-run analysis", self.reanalyze_in_background, "Analyse the stored data again, as `labctl analyze` does"),
-            ("Export parquet…", lambda: self._export_to(self.export_parquet), "Time series as BDF parquet"),
-            ("Export .z…", lambda: self._export_to(self.export_z), "Each spectrum as a ZView .z file"),
-            ("Export PNG…", lambda: self._export_to(self.export_png), "Each plot of the run as a PNG picture"),
         ):  # fmt: skip
             button = self.buttons[text] = QPushButton(text, toolTip=tip)
             button.clicked.connect(lambda _=False, slot=slot: slot())
-            buttons.addWidget(button)
-        buttons.addStretch(1)
+            bar.addWidget(button)
+        export = self.buttons["Export"] = QPushButton("Export", toolTip="Write the selected run's data for other programs")
+        export.setMenu(QMenu(export))
+        for kind, text, action in (("parquet", "Time series as BDF parquet…", self.export_parquet),
+                                   ("z", "Each spectrum as a ZView .z file…", self.export_z),
+                                   ("png", "Each plot as a PNG picture…", self.export_png)):  # fmt: skip
+            self.exports[kind] = export.menu().addAction(text)
+            self.exports[kind].triggered.connect(lambda _=False, k=kind, a=action: self._export_to(a, k))
+        bar.addWidget(export)
         column = QVBoxLayout(self)
-        column.addWidget(self.filter)
+        column.addLayout(bar)
         column.addWidget(self.table, stretch=1)
-        column.addLayout(buttons)
         column.addWidget(self.message)
 
     # -- the table
@@ -129,6 +139,10 @@ class RunBrowser(QWidget):
     def selected_id(self) -> str | None:
         rows = self.table.selectionModel().selectedRows()
         return rows[0].data() if rows else None
+
+    def selected_ids(self) -> list[str]:
+        """The selected runs, in the table's order (Ctrl- or Shift-click selects several)."""
+        return [index.data() for index in sorted(self.table.selectionModel().selectedRows(), key=lambda i: i.row())]
 
     def _folder(self, run_id: str | None) -> Path:
         run_id = run_id or self.selected_id()
@@ -187,7 +201,7 @@ class RunBrowser(QWidget):
         """The run's plots, drawn at a fixed size off screen, one PNG per tab with data."""
         view = RunView(RunState.from_folder(self._folder(run_id)), refresh_ms=0)
         view.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen)  # laid out and drawn, never on the screen
-        view.resize(*PNG_SIZE)
+        view.resize(*export.PNG_SIZE)
         view.show()
         try:
             return export.export_png(view, dest)
@@ -195,9 +209,14 @@ class RunBrowser(QWidget):
             view.close()
             view.deleteLater()
 
-    def _export_to(self, action: Callable[[Path], list[Path]]) -> None:
-        if self.selected_id() is None:
-            self._say("no run selected; click a run in the table first", error=True)
+    def _export_to(self, action: Callable[[Path], list[Path]], kind: str) -> None:
+        """Ask for a folder and export to it; first say so if the run has nothing to export."""
+        try:
+            problem = export.missing(self._folder(None), kind)
+        except ValueError as e:
+            problem = str(e)
+        if problem:
+            self._say(f"Export: {problem}", error=True)
             return
         chosen = QFileDialog.getExistingDirectory(self, "Export to folder")
         if not chosen:
@@ -207,7 +226,27 @@ class RunBrowser(QWidget):
         except (ValueError, OSError) as e:
             self._say(f"Export: {e}", error=True)
             return
-        self._say(f"Wrote {len(paths)} file(s) to {chosen}: " + ", ".join(p.name for p in paths))
+        self._say(f"Wrote {written(paths)} to {chosen}")
 
     def _say(self, text: str, error: bool = False) -> None:
-        self.message.setText(f"<span style='color:#d62728'>{text}</span>" if error else text)
+        self.message.setHtml(f"<span style='color:#d62728'>{text}</span>" if error else text)
+
+
+def written(paths: list[Path]) -> str:
+    """What an export wrote, in brief: "RUN.bdf.parquet", "12 files (RUN-spectrum-001.z … RUN-spectrum-012.z)"."""
+    if len(paths) == 1:
+        return paths[0].name
+    names = ", ".join(p.name for p in paths) if len(paths) == 2 else f"{paths[0].name} … {paths[-1].name}"
+    return f"{len(paths)} files ({names})"
+
+
+def _message_area() -> QTextBrowser:
+    """Read-only text under the table, always ``MESSAGE_LINES`` high: a long message scrolls inside it rather than
+    taking the table's rows."""
+    area = QTextBrowser(frameShape=QFrame.Shape.NoFrame, openLinks=False)
+    area.viewport().setAutoFillBackground(False)
+    lines = QTextDocument("\n".join("X" * MESSAGE_LINES))  # whole lines: no sliver of a next one shows
+    lines.setDefaultFont(area.font())
+    lines.setDocumentMargin(area.document().documentMargin())
+    area.setFixedHeight(math.ceil(lines.size().height() - lines.documentMargin()))  # the margin above, none below
+    return area

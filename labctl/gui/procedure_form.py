@@ -9,6 +9,7 @@ refuses exactly what the command line refuses; each error names its fields, and 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +63,25 @@ def label_text(p: Parameter) -> str:
     return f"{p.name} ({units})" if units else p.name
 
 
+RUN_LABELS = {"channel": "Cycler channel", "count": "Cells (one per channel)", "cell": "Sim cell preset",
+              "seed": "Sim seed"}  # fmt: skip
+CARRIED = (*CELL_PARAMETERS, *RUN_LABELS)  # the same cell and channel whatever the procedure: kept on a change
+
+
+def in_form_words(message: str, labels: dict[str, str]) -> str:
+    """An error as the form words it: the parameters it names by their labels ("Stop current density", not
+    stop_density). The names it starts with (``a/b: why``) are replaced whatever they are; in the rest only names
+    that cannot be plain words (with an underscore), so that "cycles" in a sentence stays a word."""
+    head, sep, rest = message.partition(": ")
+    names = head.split("/")
+    if sep and all(n in labels for n in names):
+        message = "/".join(labels[n] for n in names) + sep + rest
+    for name, label in labels.items():
+        if "_" in name:
+            message = re.sub(rf"\b{name}\b", label, message)
+    return message
+
+
 def parameter_errors(procedure: str, values: dict[str, str]) -> dict[str, str]:
     """Every field ``set_parameters`` refuses, keyed by field name ("" for an error naming no single field).
 
@@ -92,7 +112,7 @@ def request_errors(error: RequestError | ParameterError | BenchError) -> dict[st
         return dict.fromkeys(error.fields, error.detail)
     if isinstance(error, ParameterError):
         return dict.fromkeys(error.fields, str(error))
-    return {"": str(error)}
+    return {"": f"Bench: {str(error).removeprefix('--bench: ')}"}  # the bench panel's, not an option's
 
 
 @dataclass
@@ -190,6 +210,8 @@ class ProcedureForm(QWidget):
     # -- building --------------------------------------------------------------------------------------------
 
     def _build(self, name: str) -> None:
+        kept = {key: field.text() for key, field in self.fields.items() if key in CARRIED}
+        hold = self.hold.isChecked() if self.fields else False
         while (item := self._groups_layout.takeAt(0)) is not None:
             if item.widget():
                 item.widget().deleteLater()
@@ -202,6 +224,9 @@ class ProcedureForm(QWidget):
         self._groups_layout.addWidget(self._parameter_group("Cell", {k: parameters[k] for k in CELL_PARAMETERS}))
         self._groups_layout.addWidget(self._run_group(cls))
         self._groups_layout.addStretch(1)
+        for key, text in kept.items():
+            self.fields[key].set_text(text)
+        self.hold.setChecked(hold)
         self.set_bench(self._bench_spec())
         self.message.setVisible(False)
 
@@ -225,18 +250,18 @@ class ProcedureForm(QWidget):
         form = _form(box)
         channel = QLineEdit(placeholderText="bench's (sim: 1)")
         channel.setEnabled("cycler" in cls.ROLES)
-        self._add(form, "channel", "Cycler channel", channel, "")
+        self._add(form, "channel", RUN_LABELS["channel"], channel, "")
         count = QSpinBox(minimum=1, maximum=64)
         count.setToolTip("The same test on this many cells, one per channel from the first; cell ids get -1, -2, …")
-        self._add(form, "count", "Cells (one per channel)", count, "1")
+        self._add(form, "count", RUN_LABELS["count"], count, "1")
         cell = QComboBox()
         cell.addItem("")
         from labctl.sim_instruments.catalog import KINDS
 
         cell.addItems(list(KINDS))
         cell.setItemText(0, f"procedure's ({cls().sim_defaults().get('cell', 'bare')})")
-        self._add(form, "cell", "Sim cell preset", cell, "")
-        self._add(form, "seed", "Sim seed", QLineEdit(placeholderText="0"), "")
+        self._add(form, "cell", RUN_LABELS["cell"], cell, "")
+        self._add(form, "seed", RUN_LABELS["seed"], QLineEdit(placeholderText="0"), "")
         self.hold = QCheckBox("Hold (starts only when released)")
         form.addRow("", self.hold)
         return box
@@ -245,7 +270,7 @@ class ProcedureForm(QWidget):
         field = Field(key, widget, _error_label(), default)
         self.fields[key] = field
         form.addRow(label, widget)
-        form.addRow("", field.error)
+        form.addRow(field.error)  # the whole width under the field: a long reason takes few lines
 
     def set_bench(self, spec: str) -> None:
         """Enable the sim-only fields on a simulated bench (a bench file that cannot be read counts as real;
@@ -301,7 +326,14 @@ class ProcedureForm(QWidget):
         self.queued.emit(ids)
         return ids
 
+    def labels(self) -> dict[str, str]:
+        """Field name → its label without units, as errors name it."""
+        parameters = ordered_parameters(PROCEDURES[self.procedure.currentText()])
+        return {key: p.name for key, p in parameters.items()} | RUN_LABELS
+
     def _show(self, errors: dict[str, str]) -> None:
+        labels = self.labels()
+        errors = {key: in_form_words(text, labels) for key, text in errors.items()}
         for key, field in self.fields.items():
             field.show_error(errors.get(key))
         unplaced = [text for key, text in errors.items() if key not in self.fields]  # e.g. the bench file's

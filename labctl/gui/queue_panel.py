@@ -2,12 +2,14 @@
 each second: state, run, procedure, channel, cell, and a running run's progress or an ended run's result.
 Waiting entries move, hold, release and cancel; a running run is aborted after a confirmation: the daemon
 stops a queued run (SIGINT), a hand-started run gets SIGINT itself; either way the run rests its channel and
-ends ``aborted`` with its data kept.
+ends ``aborted`` with its data kept. Ended entries can be taken off the list (the queue keeps them); new ones are
+scrolled into sight.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import socket
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PyQt6.QtCore import QTimer, pyqtSignal
+from PyQt6.QtCore import QSettings, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -29,7 +31,7 @@ from PyQt6.QtWidgets import (
 )
 
 from labctl.queue.daemon import daemon_pid
-from labctl.queue.db import WAITING, Entry, QueueDB, QueueError, utc_now
+from labctl.queue.db import ENDED, WAITING, Entry, QueueDB, QueueError, utc_now
 from labctl.queue.view import progress_text, status_text
 from labctl.store import Registry, RunRecord
 
@@ -62,15 +64,18 @@ class Row:
         return ["", "running (by hand)", r.procedure, "", r.cell_id or "", r.id, self.status]
 
 
-def rows(queue: QueueDB, registry: Registry) -> list[Row]:
-    """The queue in order, then the runs running outside it."""
+def rows(queue: QueueDB, registry: Registry, cleared: frozenset[int] = frozenset()) -> list[Row]:
+    """The queue in order (without the ``cleared`` ended entries), then the runs running outside it."""
     entries, now = queue.entries(), utc_now()
     records = {r.id: r for r in registry.list()}
     queued_runs = {e.run_id for e in entries} | {r.id for r in records.values() if r.pid in {e.pid for e in entries}}
     result = []
     for e in entries:
+        if e.id in cleared and e.state in ENDED:  # a resumed entry runs again: it shows again
+            continue
         record = records.get(e.run_id or "")
-        result.append(Row(e, record, status_text(e, entries, now, Path(record.folder) if record else None)))
+        folder = Path(record.folder) if record else None
+        result.append(Row(e, record, status_text(e, entries, now, folder, window=True)))
     for r in records.values():
         if r.status == "running" and r.id not in queued_runs:
             result.append(Row(None, r, progress_text(Path(r.folder))))
@@ -102,6 +107,8 @@ class QueuePanel(QWidget):
         super().__init__(parent)
         self.root, self.queue, self.registry = root, queue, registry
         self.rows: list[Row] = []
+        self.settings = QSettings("labctl", "labctl")
+        self._cleared_key = f"queue/cleared-{hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]}"  # per store
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -115,29 +122,47 @@ class QueuePanel(QWidget):
         actions: dict[str, Callable[[], None]] = {
             "Up": lambda: self._move(-1), "Down": lambda: self._move(+1), "Hold": lambda: self._set_state("held"),
             "Release": lambda: self._set_state("queued"), "Cancel": lambda: self._set_state("cancelled"),
-            "Abort…": self.abort_selected,
+            "Abort…": self.abort_selected, "Clear finished": self.clear_ended,
         }  # fmt: skip
         self.buttons = {name: QPushButton(name) for name in actions}
         for name, action in actions.items():
             self.buttons[name].clicked.connect(action)
         self.buttons["Abort…"].setToolTip("Stop the selected running run: its channel rests, it ends aborted, its "
                                           "data stay")  # fmt: skip
+        self.buttons["Clear finished"].setToolTip("Take every entry that has ended (finished, failed, aborted, "
+                                                  "cancelled) off this list; the queue keeps their record")  # fmt: skip
         bar = QHBoxLayout()
-        for button in self.buttons.values():
+        for name, button in self.buttons.items():
+            if name == "Clear finished":
+                bar.addStretch(1)  # away from the buttons that act on one entry
             bar.addWidget(button)
-        bar.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.table)
         layout.addLayout(bar)
+        self._newest = ""  # the key of the last new row: scrolled to once the table has laid it out
+        self._scroll = QTimer(self, singleShot=True, interval=0)  # (its scroll range grows only then)
+        self._scroll.timeout.connect(self._show_newest)
         self._timer = QTimer(self, interval=poll_ms)
         self._timer.timeout.connect(self.refresh)
         self._timer.start()
         self.refresh()
 
+    def cleared(self) -> frozenset[int]:
+        """The ended entries taken off the list (Clear finished), remembered for this store."""
+        return frozenset(int(i) for i in self.settings.value(self._cleared_key, [], type=list))
+
+    def clear_ended(self) -> None:
+        """Take the ended entries off the list."""
+        ended = {r.entry.id for r in self.rows if r.entry is not None and r.entry.state in ENDED}
+        self.settings.setValue(self._cleared_key, sorted(self.cleared() | ended))
+        self.refresh()
+
     def refresh(self) -> None:
-        """Read the queue and the registry again; keep the selection on the same entry or run."""
+        """Read the queue and the registry again; keep the selection on the same entry or run, and bring the
+        last new row into sight (new entries come last)."""
         selected = self.selected()
-        self.rows = rows(self.queue, self.registry)
+        known = {row.key for row in self.rows}
+        self.rows = rows(self.queue, self.registry, self.cleared())
         self.table.setRowCount(len(self.rows))
         for n, row in enumerate(self.rows):
             for column, text in enumerate(row.cells()):
@@ -148,7 +173,16 @@ class QueuePanel(QWidget):
                     item.setText(text)
         if selected is not None:
             self.select(selected.key)
+        new = [row.key for row in self.rows if row.key not in known]
+        if new:
+            self._newest = new[-1]
+            self._scroll.start()
         self._enable()
+
+    def _show_newest(self) -> None:
+        for n, row in enumerate(self.rows):
+            if row.key == self._newest:
+                self.table.scrollToItem(self.table.item(n, 0))
 
     def select(self, key: str) -> None:
         """Select the row of ``"entry N"`` or ``"run ID"``."""
@@ -173,6 +207,7 @@ class QueuePanel(QWidget):
         self.buttons["Release"].setEnabled(state == "held")
         self.buttons["Cancel"].setEnabled(state in WAITING)
         self.buttons["Abort…"].setEnabled(bool(row and row.running))
+        self.buttons["Clear finished"].setEnabled(any(r.entry and r.entry.state in ENDED for r in self.rows))
 
     def _move(self, by: int) -> None:
         row = self.selected()

@@ -105,7 +105,7 @@ class RunState:
         self.samples.append(row)
 
     def _on_status(self, record: dict[str, Any]) -> None:
-        self.status_line = record
+        self.status_line = self._measured_density(record)
 
     def _on_progress(self, percent: float) -> None:
         self.progress = float(percent)
@@ -170,8 +170,15 @@ class RunState:
         for key, column in (("voltage_V", VOLTAGE), ("current_A", CURRENT), ("cycle", CYCLE)):
             if column in self.samples.columns:
                 line[key] = float(self.samples.column(column)[-1])
+        return self._measured_density(line)
+
+    def _measured_density(self, line: dict[str, Any]) -> dict[str, Any]:
+        """``line`` with the current density of its measured current (none without the electrode area). A run's
+        status record carries its set point's, which beside zero current (during a spectrum, after an abort) reads
+        as a current that is not flowing."""
+        line = {k: v for k, v in line.items() if k != "density_mA_cm2"}
         area = (self.metadata.get("cell") or {}).get("area_cm2")
-        if "current_A" in line and area:
+        if isinstance(line.get("current_A"), int | float) and area:
             line["density_mA_cm2"] = 1000 * line["current_A"] / area
         return line
 
@@ -189,6 +196,11 @@ class RunState:
 
 
 def _failure_label(event: dict[str, Any]) -> str:
+    """A CE short in the words of its headline ("short (collapse) at cycle 30"); other failures by their kind, with
+    the current density they happened at (a CCD's criterion is a letter, not a word)."""
+    criterion = event.get("criterion")
+    if isinstance(criterion, str) and len(criterion) > 1:
+        return f"short ({criterion.replace('_', ' ')})" + (f" at cycle {event['cycle']}" if "cycle" in event else "")
     label = str(event["kind"]).replace("_", " ")
     density = event.get("current_density_mA_cm2")
     return f"{label} at {density:g} mA/cm²" if isinstance(density, int | float) else label

@@ -5,8 +5,6 @@ from pathlib import Path
 import pytest
 from PyQt6.QtWidgets import QMessageBox, QPushButton
 
-from labctl.gui.daemon_status import DaemonStatus
-from labctl.queue.daemon import daemon_pid
 from labctl.store.folder import TIMESERIES
 
 
@@ -19,27 +17,6 @@ def stop(process) -> None:
         except Exception:
             process.kill()
             process.wait()
-
-
-@pytest.fixture
-def daemon_status(qtbot, store_root):
-    widget = DaemonStatus(store_root, poll_ms=100)
-    qtbot.addWidget(widget)
-    yield widget
-    stop(widget.process)
-
-
-def test_daemon_status_starts_the_daemon_once(qtbot, daemon_status, store_root):
-    assert daemon_status.label.text().startswith("labctl serve: not running")
-    daemon_status.start_button.click()
-    process = daemon_status.process
-    daemon_status.start()  # a second press while it starts starts nothing more
-    assert daemon_status.process is process and not daemon_status.start_button.isEnabled()
-    qtbot.waitUntil(lambda: daemon_status.label.text() == f"labctl serve: running, pid {process.pid}", timeout=60_000)
-    assert daemon_pid(store_root) == process.pid
-    stop(daemon_status.process)
-    qtbot.waitUntil(lambda: daemon_status.start_button.isEnabled(), timeout=5_000)
-    assert daemon_pid(store_root) is None
 
 
 @pytest.fixture
@@ -140,6 +117,7 @@ def test_tabs_or_tiles_is_remembered_and_an_empty_middle_says_what_to_do(qtbot, 
     first = MainWindow(store_root, poll_ms=60000)
     qtbot.addWidget(first)
     first.show()
+    first.center.setCurrentWidget(first.runs)
     assert first.runs.hint.isVisible() and "Queue" in first.runs.hint.text()
     tabs = next(a for a in first.menuBar().actions()[0].menu().actions() if a.text() == "Run views as tabs")
     tabs.setChecked(True)
@@ -147,3 +125,30 @@ def test_tabs_or_tiles_is_remembered_and_an_empty_middle_says_what_to_do(qtbot, 
     second = MainWindow(store_root, poll_ms=60000)
     qtbot.addWidget(second)
     assert second.runs.viewMode() == second.runs.ViewMode.TabbedView
+
+
+def test_runs_selected_in_the_browser_open_overlaid_in_a_compare_window(qtbot, sim_store):
+    from labctl.gui.app import MainWindow
+
+    window = MainWindow(sim_store, poll_ms=60000)
+    qtbot.addWidget(window)
+    assert window.compare_selected() is None  # nothing selected: a message, no window
+    table = window.browser.table
+    table.selectRow(0)
+    table.selectionModel().select(table.model().index(1, 0), table.selectionModel().SelectionFlag.Select
+                                  | table.selectionModel().SelectionFlag.Rows)
+    compare = window.compare_selected()
+    qtbot.addWidget(compare)
+    assert compare is not None and len(compare.states) == 2 and compare.windowTitle() == "Compare 2 runs"
+
+
+def test_a_tile_is_titled_with_its_channel_procedure_and_cell(qtbot, sim_store, sim_runs):
+    from labctl.gui.app import MainWindow
+    from labctl.live.state import RunState
+
+    window = MainWindow(sim_store, poll_ms=60000)
+    qtbot.addWidget(window)
+    window.show_state(RunState.from_folder(sim_runs["ccd"]))
+    [tile] = window.views.values()
+    assert tile.windowTitle() == window.view(tile.run_id).caption() and "ch 1" in tile.windowTitle()
+    assert window.center.currentWidget() is window.runs

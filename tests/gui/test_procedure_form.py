@@ -4,7 +4,7 @@ import pytest
 from PyQt6.QtWidgets import QLabel
 
 from labctl.bench import BenchError
-from labctl.gui.procedure_form import ProcedureForm, parameter_errors, request_errors
+from labctl.gui.procedure_form import ProcedureForm, in_form_words, parameter_errors, request_errors
 from labctl.procedures import ParameterError
 from labctl.request import RequestError
 
@@ -38,7 +38,7 @@ def test_bad_values_are_shown_beside_their_fields_and_nothing_is_queued(form, qu
     form.fields["cycles_per_step"].set_text("0")
     assert form.submit() == []
     assert queue.entries() == []
-    assert "start_density: 'fast' is not accepted" in form.fields["start_density"].error.text()
+    assert "Start current density: 'fast' is not accepted" in form.fields["start_density"].error.text()
     assert "from 1 to 1000" in form.fields["cycles_per_step"].error.text()
     assert not form.fields["stop_density"].error.isVisibleTo(form)
     assert form.message.text() == "Fix the fields marked in red"
@@ -48,7 +48,9 @@ def test_a_cross_check_names_the_field_to_fix(form):
     choose(form, "ccd")
     form.fields["stop_density"].set_text("0.05")
     assert not form.validate()
-    assert "below start_density" in form.fields["stop_density"].error.text()
+    # in the form's words: the fields' labels, never the parameters' names
+    assert form.fields["stop_density"].error.text() == ("Stop current density: 0.05 mA/cm² is below Start current "
+                                                        "density 0.1 mA/cm²; raise it or lower Start current density")
 
 
 def test_queue_errors_land_on_the_run_field(form, queue):
@@ -117,7 +119,7 @@ def test_request_errors_land_on_the_fields_they_carry():
     sweep = ParameterError("start_frequency/stop_frequency: the sweep")
     assert request_errors(sweep).keys() == {"start_frequency", "stop_frequency"}
     assert request_errors(ParameterError("why, in any words", ("stop_density",))).keys() == {"stop_density"}
-    assert request_errors(BenchError("--bench: no bench file 'x'")) == {"": "--bench: no bench file 'x'"}
+    assert request_errors(BenchError("--bench: no bench file 'x'")) == {"": "Bench: no bench file 'x'"}
 
 
 def test_a_request_error_shows_its_reason_under_the_label_without_the_option(form):
@@ -134,4 +136,42 @@ def test_an_error_of_no_field_is_shown_under_the_form(qtbot, queue, tmp_path):
     form = ProcedureForm(queue, lambda: str(tmp_path / "gone.toml"))
     qtbot.addWidget(form)
     assert form.submit() == []
-    assert form.message.text().startswith("--bench: no bench file") and queue.entries() == []
+    assert form.message.text().startswith("Bench: no bench file") and queue.entries() == []
+
+
+def test_errors_name_fields_by_their_labels_and_leave_words_alone():
+    labels = {"cycles": "Cycles", "lower_voltage": "Lower voltage", "upper_voltage": "Upper voltage"}
+    assert in_form_words("lower_voltage: 2 V must be below upper_voltage (1 V)", labels) == (
+        "Lower voltage: 2 V must be below Upper voltage (1 V)")
+    assert in_form_words("cycles: 0 cycles is too few", labels) == "Cycles: 0 cycles is too few"
+
+
+def test_the_cell_and_the_queue_entry_stay_when_the_procedure_changes(form):
+    choose(form, "ccd")
+    for name, text in (("channel", "3"), ("count", "2"), ("cell_id", "LLZTO-17"), ("electrode_diameter", "10"),
+                       ("seed", "4"), ("cell", "Ag")):  # fmt: skip
+        form.fields[name].set_text(text)
+    form.hold.setChecked(True)
+    choose(form, "insitu-eis")
+    kept = {name: form.fields[name].text() for name in ("channel", "count", "cell_id", "electrode_diameter", "seed",
+                                                          "cell")}  # fmt: skip
+    assert kept == {"channel": "3", "count": "2", "cell_id": "LLZTO-17", "electrode_diameter": "10", "seed": "4",
+                    "cell": "Ag"}  # fmt: skip
+    assert form.hold.isChecked() and form.fields["cycles"].text() == "5"  # the procedure's own: its defaults
+
+
+@pytest.mark.parametrize("width", [300, 420])
+def test_an_error_shows_all_its_lines_at_the_width_of_the_form(qtbot, form, width):
+    choose(form, "ccd")
+    form.fields["start_density"].set_text("fast")
+    form.fields["stop_density"].set_text("0.05")
+    form.resize(width, 900)
+    form.show()
+    qtbot.waitExposed(form)
+    assert form.submit() == []
+    qtbot.wait(50)  # the layout settles
+    shown = [f.error for f in form.fields.values() if f.error.isVisible()]
+    assert len(shown) == 2
+    for label in shown:
+        assert label.height() >= label.heightForWidth(label.width()), label.text()  # no first or last line cut
+        assert label.width() > 0.8 * label.parentWidget().width()  # under the field across the form, not beside it

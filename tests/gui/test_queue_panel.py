@@ -10,6 +10,7 @@ from labctl.gui import queue_panel as panel_module
 from labctl.gui.queue_panel import QueuePanel
 from labctl.queue.db import utc_now
 from labctl.queue.entries import plan
+from labctl.queue.view import status_text
 from labctl.request import RunRequest
 
 
@@ -39,6 +40,46 @@ def test_entries_show_with_why_they_wait(panel, queue):
     assert column(panel, "state") == ["queued", "queued", "held"]
     assert column(panel, "ch") == ["1", "1", "2"]
     assert column(panel, "progress or result")[2].startswith("held")
+
+
+def test_why_an_entry_waits_is_said_in_the_window_s_words(panel, queue):
+    running = add(queue, channel=1)
+    queue.claim_start(running, utc_now())
+    add(queue, channel=1)
+    add(queue, "insitu-eis", channel=2)  # channel 2 is free, the impedance analyzer too
+    add(queue, hold=True)
+    panel.refresh()
+    assert column(panel, "progress or result")[1:] == [
+        "waits for channel 1 of the cycler (entry 1 uses it)", "due: starts at the daemon's next look",
+        "held: Release lets it start"]  # not `labctl queue release`, not cycler@sim#1
+    assert status_text(queue.get(4), queue.entries(), utc_now(), None) == "held: `labctl queue release` lets it start"
+
+
+def test_clear_finished_takes_ended_entries_off_the_list_and_remembers_it(qtbot, panel, queue, store_root, registry):
+    done, waiting = add(queue, channel=1), add(queue, channel=2)
+    queue.claim_start(done, utc_now())
+    queue.end(done, "finished", {"brief": "no failure to 3 mA/cm²"}, utc_now())
+    panel.refresh()
+    assert column(panel, "#") == [str(done), str(waiting)] and panel.buttons["Clear finished"].isEnabled()
+    panel.buttons["Clear finished"].click()
+    assert column(panel, "#") == [str(waiting)] and not panel.buttons["Clear finished"].isEnabled()
+    assert queue.get(done).state == "finished"  # the queue keeps its record
+    again = QueuePanel(store_root, queue, registry, poll_ms=60_000)  # a new window on the same store
+    qtbot.addWidget(again)
+    assert [row.entry.id for row in again.rows] == [waiting]
+
+
+def test_a_new_entry_is_scrolled_into_sight(qtbot, panel, queue):
+    panel.resize(700, 200)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.refresh()
+    for channel in range(1, 9):
+        add(queue, channel=channel)
+    panel.refresh()
+    last = panel.table.item(panel.table.rowCount() - 1, 0)
+    qtbot.waitUntil(lambda: panel.table.viewport().rect().contains(panel.table.visualItemRect(last)))
+    assert panel.table.verticalScrollBar().value() > 0  # the list is longer than the panel, scrolled to its end
 
 
 def test_move_hold_release_cancel(panel, queue):

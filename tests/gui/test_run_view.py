@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 import pytest
+from PyQt6.QtCore import Qt
+from PyQt6.QtWidgets import QScrollArea
 
 from labctl.gui.run_plots import FAILURE, LATEST, STEP
 from labctl.gui.run_view import RunView
@@ -52,8 +54,8 @@ def test_ccd_folder_shows_v_and_i_with_step_markers_and_the_failure_annotated(qt
     assert "hard short" in failure.label.format and "0.6 mA/cm²" in failure.label.format
     assert failure.value() == pytest.approx(state.result["failure_time_h"] * 3600, abs=60)
     assert lines(current, STEP) and lines(current, FAILURE)  # the lines cross both plots, the text is on one
-    assert "finished" in view.status.text() and state.run_id in view.title.text()
-    assert view.headline.text() == state.result["headline"]
+    assert "finished" in view.status.text() and state.run_id in view.title.full_text()
+    assert view.headline.full_text() == state.result["headline"]
     assert "mA/cm²" in view.values.text() and " h" in view.values.text()
 
 
@@ -99,7 +101,7 @@ def test_a_spectrum_only_run_opens_on_its_nyquist_tab(qtbot, sim_runs):
 
 
 def test_redraws_only_when_the_state_moved_and_adds_records_as_they_come(qtbot):
-    state = RunState(run_id="live-1", procedure="insitu-eis")
+    state = RunState(run_id="live-1", procedure="insitu-eis", metadata={"cell": {"area_cm2": 1.12}})
     view = view_of(qtbot, state)
     assert shown_tabs(view) == ["V, I vs time"]
     assert not view.refresh()  # nothing new: nothing redrawn
@@ -111,7 +113,7 @@ def test_redraws_only_when_the_state_moved_and_adds_records_as_they_come(qtbot):
                            "cycle": 1})
     assert view.refresh() and not view.refresh()
     assert [line.value() for line in lines(view.page("V, I vs time").plots["Voltage / V"], STEP)] == [0.0]
-    assert "j -0.25 mA/cm²" in view.values.text()
+    assert "j -0.25 mA/cm²" in view.values.full_text()
     freq = np.logspace(6, 0, 13)
     nyquist = view.page("Nyquist")
     for index in (1, 2):
@@ -139,5 +141,79 @@ def test_an_imported_run_shows_its_data_and_no_share_of_a_planned_time(qtbot, tm
     fixture = Path(__file__).parents[1] / "imports" / "fixtures" / "eclab" / "v1150_GCPL.mpt"
     stored = store_import(Store(tmp_path), read_mpt(fixture), cell_id="v1150", area_cm2=1.0)
     view = view_of(qtbot, RunState.from_folder(stored.folder))
-    assert view.state.status == "imported" and shown_tabs(view) == ["V, I vs time"]
+    assert view.state.status == "imported" and shown_tabs(view)[0] == "V, I vs time"
     assert not view.progress.isVisible() and "imported" in view.status.text()
+
+
+def test_a_long_headline_stays_on_one_line_and_the_plots_keep_their_room_in_a_small_tile(qtbot, sim_runs):
+    # a tile of four on 1600 × 1000, in a scroll area as the window's tiles are: the headline used to wrap, and a
+    # scroll area takes a wrapping label's height-for-width to mean every plot's preferred height, and scrolls
+    state = RunState.from_folder(sim_runs["ccd"])
+    view = RunView(state, refresh_ms=0)
+    scroll = QScrollArea(widgetResizable=True)
+    scroll.setWidget(view)
+    qtbot.addWidget(scroll)
+    scroll.resize(580, 325)
+    scroll.show()
+    qtbot.waitExposed(scroll)
+    assert view.height() <= scroll.viewport().height() and not scroll.verticalScrollBar().isVisible()
+    headline = view.headline
+    assert headline.elided() and headline.text().endswith("…") and len(headline.text()) < len(headline.full_text())
+    assert headline.toolTip().startswith(state.result["headline"])
+    one_line = headline.height()
+    qtbot.mouseClick(headline, Qt.MouseButton.LeftButton)  # opens to the whole text, wrapped
+    qtbot.waitUntil(lambda: headline.height() >= 3 * headline.fontMetrics().height())  # three lines at this width
+    assert headline.text() == state.result["headline"]
+    qtbot.mouseClick(headline, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: headline.height() == one_line)
+    for label in (view.title, view.values):
+        assert not label.elided(), label.full_text()
+    text = view.progress.text()
+    assert text == f"{round(state.progress)} % of planned time"
+    assert view.progress.fontMetrics().horizontalAdvance(text) < view.progress.contentsRect().width()
+
+
+def test_the_channel_is_in_the_title_and_the_caption(qtbot, sim_runs):
+    view = view_of(qtbot, RunState.from_folder(sim_runs["ccd"]))
+    run_id = sim_runs["ccd"].name
+    assert view.title.full_text() == f"{run_id} · ccd · cell cell-1 · channel 1"
+    assert view.caption() == f"ch 1 · ccd · cell-1 · {run_id}"
+    eis = view_of(qtbot, RunState.from_folder(sim_runs["eis"]))  # its bench has a cycler it does not use
+    assert "channel" not in eis.title.full_text() and not eis.caption().startswith("ch ")
+
+
+def test_the_caption_follows_a_live_state_and_its_channel(qtbot, sim_runs):
+    state = RunState(run_id="live-1", procedure="ccd")
+    view = view_of(qtbot, state)
+    assert view.caption() == "ccd · live-1"
+    with qtbot.waitSignal(view.caption_changed) as changed:
+        state.metadata = {"cell": {"id": "LLZTO-3", "area_cm2": 0.5}, "instruments": {"cycler": {"channel": "3"}},
+                          "bench": {"config": {"roles": {"cycler": {"channel": 3}}}}}  # fmt: skip
+        state.version += 1
+        view.refresh()
+    assert changed.args == ["ch 3 · ccd · LLZTO-3 · live-1"]
+
+
+def test_an_ended_view_has_a_close_button(qtbot, sim_runs):
+    live = view_of(qtbot, RunState(run_id="live-1", procedure="ccd"))
+    assert not live.close_button.isVisible()  # a running run's view closes from its window
+    view = view_of(qtbot, RunState.from_folder(sim_runs["ce-cycling"]))
+    assert view.close_button.isVisible()
+    with qtbot.waitSignal(view.close_requested):
+        qtbot.mouseClick(view.close_button, Qt.MouseButton.LeftButton)
+
+
+def test_the_density_shown_is_the_measured_current_s_not_the_set_point_s(qtbot):
+    # a run's status record carries its segment's set point; during a spectrum or after an abort no current flows
+    state = RunState(run_id="live-1", procedure="insitu-eis", metadata={"cell": {"id": "c", "area_cm2": 0.5}})
+    view = view_of(qtbot, state)
+    state.apply("status", {"test_time_s": 60.0, "voltage_V": 0.01, "current_A": 0.0, "density_mA_cm2": 0.25, "cycle": 1})
+    view.refresh()
+    assert "I +0 mA" in view.values.full_text() and "j +0 mA/cm²" in view.values.full_text()
+    state.apply("status", {"test_time_s": 70.0, "voltage_V": 0.01, "current_A": 1e-4, "density_mA_cm2": 0.25, "cycle": 1})
+    view.refresh()
+    assert "j +0.2 mA/cm²" in view.values.full_text()  # 0.1 mA on 0.5 cm²
+    state.metadata = {}
+    state.apply("status", {"test_time_s": 80.0, "current_A": 0.0, "density_mA_cm2": 0.25})
+    view.refresh()
+    assert "mA/cm²" not in view.values.full_text()  # without the area there is no measured density to show
