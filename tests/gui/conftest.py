@@ -73,3 +73,21 @@ def own_settings(tmp_path_factory, monkeypatch):
     folder = tmp_path_factory.mktemp("settings")
     QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(folder))
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
+
+
+def stop_daemon(process) -> None:
+    """Stop a daemon a test's window started, in order (SIGTERM: its runs rest and end aborted), killing it if it
+    hangs."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except Exception:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def daemon_stopper():
+    """:func:`stop_daemon`, for test modules (conftest functions are not importable under importlib mode)."""
+    return stop_daemon

@@ -8,19 +8,8 @@ from PyQt6.QtWidgets import QMessageBox, QPushButton
 from labctl.store.folder import TIMESERIES
 
 
-def stop(process) -> None:
-    """Stop a daemon in order (SIGTERM: its runs rest and end aborted), killing it if it hangs."""
-    if process is not None and process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except Exception:
-            process.kill()
-            process.wait()
-
-
 @pytest.fixture
-def window(qtbot, store_root):
+def window(qtbot, store_root, daemon_stopper):
     """The main window on an empty store; any daemon it started is stopped (its runs rest and end) afterwards."""
     from labctl.gui.app import MainWindow
 
@@ -28,7 +17,7 @@ def window(qtbot, store_root):
     qtbot.addWidget(w)
     w.show()
     yield w
-    stop(w.daemon.process)
+    daemon_stopper(w.daemon.process)
 
 
 def queue_through_form(window, procedure: str, channel: int, **params: str) -> int:

@@ -19,23 +19,12 @@ from labctl.store.registry import process_alive
 LONG_CCD = {"sample_interval": "1"}  # about 60 h of test: runs until stopped
 
 
-def kill(process) -> None:
-    """After a failed test: stop a daemon this widget started, in order, killing it if it hangs."""
-    if process is not None and process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except Exception:
-            process.kill()
-            process.wait()
-
-
 @pytest.fixture
-def status(qtbot, store_root):
+def status(qtbot, store_root, daemon_stopper):
     widget = DaemonStatus(store_root, poll_ms=100)
     qtbot.addWidget(widget)
     yield widget
-    kill(widget.process)
+    daemon_stopper(widget.process)
 
 
 def answer(monkeypatch, button: QMessageBox.StandardButton) -> list[str]:
