@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import unicodedata
 from typing import Any
 
 from pymeasure.experiment import FloatParameter, Parameter, Procedure
 
 from labctl.roles import ResumeRefused
+from labctl.text import shown, unprintable
 from labctl.units import area_from_diameter_cm2
 
 
@@ -123,8 +123,8 @@ def set_parameters(procedure: LabProcedure, values: dict[str, str]) -> None:
             known = ", ".join(sorted(objects))
             raise ParameterError(f"{name}: not a parameter of {procedure.NAME}; parameters are {known}", ("",))
         p = objects[name]
-        if any(unicodedata.category(c) in ("Cc", "Cs") for c in text):  # Cs: bytes that were not UTF-8
-            raise ParameterError(f"{name}: {text.encode('utf-8', 'backslashreplace').decode()!r} holds control "
+        if unprintable(text):
+            raise ParameterError(f"{name}: {shown(text)!r} holds control "
                                  "characters or bytes that are not UTF-8 text; type it again as plain text, or save "
                                  "the run file as UTF-8", (name,))
         try:

@@ -47,11 +47,12 @@ def import_files(
     from labctl.store import Store
 
     given_area = _area(area, diameter)
+    _check_cell_id(cell_id)
     read = []
     for path in files:
         try:
             if not path.is_file():
-                raise FormatError(f"{path}: no such file")
+                raise FormatError(f"{path}: {'a folder, not a file' if path.is_dir() else 'no such file'}")
             imported = format_of(path, file_format).read(path)
             if imported.series is not None:
                 check_series(imported.series, path)
@@ -105,6 +106,7 @@ def follow_land(
     from labctl.store import Store
 
     given_area = _area(area, diameter)
+    _check_cell_id(cell_id)
     for name, value, unit in (("--idle", idle, "min"), ("--poll", poll, "s")):
         if not (math.isfinite(value) and value > 0):
             raise fail(f"{name}: {value!r} {unit}; give a positive number")
@@ -127,6 +129,13 @@ def follow_land(
         out.print(Text(outcome.result["headline"], style="bold"))
     out.print(Text(f"Data: {outcome.folder}"))
     raise typer.Exit(0 if outcome.status in ("finished", "aborted") else 1)
+
+
+def _check_cell_id(cell_id: str | None) -> None:
+    from labctl.text import shown, unprintable
+
+    if cell_id is not None and (not cell_id.strip() or unprintable(cell_id)):
+        raise fail(f"--cell-id: {shown(cell_id)!r} is empty or holds control characters; type it as plain text")
 
 
 def _area(area: float | None, diameter: float | None) -> float | None:

@@ -183,6 +183,8 @@ def test_a_file_that_is_not_an_export_starts_nothing(tmp_path):
     (["--area", "nan", "x.csv"], "--area: nan cm²"),
     (["--format", "neware", "x.csv"], "'neware' is not a format labctl imports"),
     (["x.bin"], "does not recognise .bin"),
+    (["--cell-id", "bad\x07id", "x.csv"], "--cell-id: 'bad\\x07id' is empty or holds control characters"),
+    (["--cell-id", " ", "x.csv"], "--cell-id: ' ' is empty"),
 ])
 def test_import_refuses_bad_input_and_stores_nothing(tmp_path, args, message):
     for name in ("x.csv", "x.bin"):
@@ -233,3 +235,8 @@ def test_labctl_follow_refuses_bad_options_and_starts_nothing(tmp_path, ccd_run,
     result = cli.invoke(app, ["follow", "land", str(tmp_path / "export.csv"), *args, "--store", str(tmp_path / "s")])
     assert result.exit_code == 2 and message in " ".join(result.output.split())
     assert not (tmp_path / "s" / "runs").exists()
+
+
+def test_a_folder_given_as_a_file_is_named_as_such(tmp_path):
+    result = cli.invoke(app, ["import", str(tmp_path), "--store", str(tmp_path / "store")])
+    assert result.exit_code == 2 and "a folder, not a file" in " ".join(result.output.split())
