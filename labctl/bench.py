@@ -35,7 +35,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from labctl.drivers.biologic.bridge import MIN_TOKEN_CHARS
+from labctl.drivers.biologic import MIN_TOKEN_CHARS
 from labctl.films import FILM_NUMBERS
 from labctl.request import SIM_LAYOUTS
 from labctl.roles import Clock, CyclerChannel

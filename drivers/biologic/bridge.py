@@ -55,6 +55,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
+from labctl.drivers.biologic import MIN_TOKEN_CHARS
 from labctl.drivers.biologic.data import DataBlock
 from labctl.drivers.biologic.eclib import (
     FIRMWARE_VMP300,
@@ -72,7 +73,6 @@ log = logging.getLogger("labctl.drivers.biologic.bridge")  # not __name__: that 
 PROTOCOL, VERSION = "labctl-eclib-bridge", 1
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 5710
 TOKEN_ENV = "LABCTL_BRIDGE_TOKEN"
-MIN_TOKEN_CHARS = 8  # a shorter shared secret is guessed too easily on a lab network
 MAX_LINE = 1 << 20  # bytes; a full BL_GetData block is ~12 kB of JSON, 99 CPLIMIT steps ~60 kB
 HELLO_TIMEOUT_S = 10.0
 DEFAULT_IDLE_TIMEOUT_S = 0.0  # never: a client silent that long would be taken for dead; keep-alive finds dead hosts
