@@ -114,14 +114,6 @@ def test_a_wrong_token_is_a_bench_error_naming_the_bridge(tmp_path):
             open_bench(bad)
 
 
-def test_a_ccd_on_the_sp200_cannot_be_resumed_and_says_why(tmp_path):
-    from labctl.drivers.biologic.sp200 import SP200Cycler
-    from labctl.roles import ResumeRefused
-
-    with pytest.raises(ResumeRefused, match="SP-200 keeps no named test"):
-        SP200Cycler.resume(None, "labctl-x", 0.0)  # type: ignore[arg-type]
-
-
 def test_a_second_labctl_runs_insitu_eis_on_a_served_sp200_bench(tmp_path):
     """`labctl sim serve sim-arbin-sp200`: the bridge and emulators in one process, the run in another."""
     serve = subprocess.Popen([sys.executable, "-m", "labctl", "sim", "serve", "sim-arbin-sp200"],
