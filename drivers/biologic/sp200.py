@@ -236,7 +236,12 @@ class SP200Cycler:
         self.sp200.start([(tech.OCV, self._rest_params())], self._take)
 
     def read(self) -> CyclerReading:
+        """The channel now; EClibError if it stopped by itself during a test (every sequence of a test ends in an
+        endless rest, so only the instrument stops one: a fault of the instrument, not of the cell)."""
         values = self.sp200.poll()
+        if self._test is not None and values.State != State.RUN:
+            raise EClibError("BL_GetCurrentValues", -6, f"SP-200 channel {self.sp200.ch + 1} stopped by itself during "
+                             "the test (an instrument fault, not the cell: check EC-Lab or the instrument's display)")
         segment = self._segment
         active = segment is not None and not segment.ended and values.State == State.RUN
         resting = self._mode == "Rest" or (segment is not None and segment.ended)

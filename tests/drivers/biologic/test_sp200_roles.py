@@ -11,7 +11,7 @@ import math
 import pytest
 
 from labctl.drivers.biologic import techniques as tech
-from labctl.drivers.biologic.eclib import EClib, State
+from labctl.drivers.biologic.eclib import EClib, EClibError, State
 from labctl.drivers.biologic.sp200 import SP200, SP200Cycler, SP200Impedance, current_range
 from labctl.procedures.spectrum import log_frequencies
 from labctl.roles import CyclerChannel, ImpedanceAnalyzer, ResumeRefused
@@ -188,3 +188,14 @@ def test_a_channel_that_stops_by_itself_ends_the_sweep_as_an_instrument_fault(be
     with pytest.raises(Exception, match="instrument fault, not the cell"):
         list(sweep)
     assert sp200.poll().State == State.STOP and math.isfinite(sp200.test_time_s)
+
+
+def test_a_channel_that_stops_by_itself_during_a_test_is_an_instrument_fault(bench):
+    clock, _, channel, sp200 = bench
+    cycler = SP200Cycler(sp200)
+    cycler.begin("t")
+    cycler.apply_current(I_SET, max_voltage_V=1.0, min_voltage_V=-1.0, until_time_s=600.0)
+    clock.wait(10.0)
+    channel.stop()  # as the instrument would on an overload: not a segment's end
+    with pytest.raises(EClibError, match="stopped by itself during the test .*instrument fault, not the cell"):
+        cycler.read()
