@@ -383,13 +383,20 @@ def load_config(spec: str) -> BenchConfig:
         raise BenchError(f"--bench: no bench file {spec!r}; give a TOML bench file or one of the simulated benches "
                          f"{', '.join(SIM_LAYOUTS)}")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise BenchError(f"{path}: not UTF-8 text ({e}); save the bench file as UTF-8") from None
+    return config_from_text(text, str(path), path.stem)
+
+
+def config_from_text(text: str, source: str, name: str) -> BenchConfig:
+    """A bench file's text (``source`` names it in errors; ``name`` unless it names itself)."""
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise BenchError(f"{path}: not valid TOML: {e}") from e
-    data.setdefault("name", path.stem)
-    return validate_config(data, str(path))
+        raise BenchError(f"{source}: not valid TOML: {e}") from e
+    data.setdefault("name", name)
+    return validate_config(data, source)
 
 
 def validate_config(data: dict[str, Any], source: str) -> BenchConfig:

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from labctl.cli.console import fail, out
-from labctl.store import Store, registry_path
+from labctl.store import Store
 from labctl.store.folder import RESULTS, read_json
 
 TOOLING_PCT = (10.0, 399.0)  # what the monitor accepts (research/instruments.md §6.5)
@@ -74,7 +74,7 @@ def calibrate_tooling(
 
 def film_of(store: Store, run_id: str) -> dict[str, Any]:
     """The film a deposition run made: its run record, status and stack. FilmError if there is no such run."""
-    record = store.registry.get(run_id) if registry_path(store.root).exists() else None
+    record = store.registry.get(run_id) if store.has_registry() else None
     if record is None:
         raise FilmError(f"film_run {run_id!r}: no such run in the store; `labctl runs list` shows the runs")
     if record.procedure != "deposition":

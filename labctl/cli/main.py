@@ -24,6 +24,7 @@ from labctl.bench import BenchError
 from labctl.cli.biologic import biologic_bridge
 from labctl.cli.channel import channel_app
 from labctl.cli.console import err, fail, out
+from labctl.cli.db import db_app
 from labctl.cli.deposition import FilmError, deposition_app, film_line, film_of
 from labctl.cli.gui import gui
 from labctl.cli.imports import follow_app, import_files
@@ -52,6 +53,7 @@ app.add_typer(analyze_app, name="analyze")
 app.add_typer(deposition_app, name="deposition")
 app.add_typer(queue_app, name="queue")
 app.add_typer(channel_app, name="channel")
+app.add_typer(db_app, name="db")
 
 EXIT_TERMINATED = 143  # told to terminate before the run began: nothing was started
 SERIES_WIDTH = 140  # columns of a spectra series table written to a file or pipe (a terminal gets its own width)
@@ -130,11 +132,11 @@ def _resume(run_id: str, store: Path | None, as_json: bool) -> None:
     from labctl.procedures import ParameterError
     from labctl.request import RequestError, RunRequest
     from labctl.roles import ResumeRefused
-    from labctl.store import Store, registry_path
+    from labctl.store import Store
     from labctl.store.reader import RunReader
 
     found = Store(store)
-    record = found.registry.get(run_id) if registry_path(found.root).exists() else None
+    record = found.registry.get(run_id) if found.has_registry() else None
     if record is None:
         raise fail(f"--resume: no run {run_id!r} in this store; `labctl runs list` lists them")
     if record.status != "interrupted":
@@ -293,11 +295,11 @@ def runs_list(store: StoreOption = None, as_json: JsonOption = False) -> None:
 def runs_show(run_id: str, store: StoreOption = None, as_json: JsonOption = False) -> None:
     """Show one run: status, parameters, cell, instruments, safety limits, result and files."""
     from labctl.safety import UNITS
-    from labctl.store import Store, registry_path
+    from labctl.store import Store
     from labctl.store.reader import RunReader
 
-    found = Store(store)
-    record = found.registry.get(run_id) if registry_path(found.root).exists() else None
+    found = Store(store, desk=True)  # a run of another PC is read from its copy here
+    record = found.registry.get(run_id) if found.has_registry() else None
     if record is None:
         raise fail(f"no run {run_id!r} in the store; `labctl runs list` shows the runs")
     folder = Path(record.folder)

@@ -14,7 +14,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich import box
@@ -34,8 +34,8 @@ from labctl.cli.options import (
     cli_request,
     error_text,
 )
-from labctl.queue.db import QueueDB, QueueError, utc_now
-from labctl.store import default_root, registry_path
+from labctl.queue.db import WAITING, QueueDB, QueueError, utc_now
+from labctl.store import default_root
 
 queue_app = typer.Typer(no_args_is_help=True, help="The run queue that `labctl serve` executes.")
 
@@ -46,8 +46,7 @@ EntryArgument = Annotated[int, typer.Argument(help="Queue entry id (`labctl queu
 def _queue(store: Path | None) -> QueueDB:
     from labctl.store import Store
 
-    Store(store).close()  # the runs table exists before the queue reads it
-    return QueueDB(registry_path(store or default_root()))
+    return Store(store).queue
 
 
 @queue_app.command("add")
@@ -107,7 +106,7 @@ def queue_list(store: StoreOption = None, as_json: JsonOption = False) -> None:
     from labctl.store import Store
 
     root = store or default_root()
-    queue, registry = _queue(store), Store(store).registry
+    queue, registry = _queue(store), Store(store, desk=True).registry  # desk: other PCs' runs' progress too
     entries, now = queue.entries(), utc_now()
     rows = []
     for e in entries:
@@ -119,13 +118,30 @@ def queue_list(store: StoreOption = None, as_json: JsonOption = False) -> None:
     table = Table("id", "state", "procedure", "ch", "cell", "run; status or result", box=box.SIMPLE_HEAD)
     for column in table.columns[:-1]:
         column.no_wrap = True  # the last column folds instead
+    shared = Store(store).config.shared
     for e, text in rows:
-        cells = (str(e.id), e.state, e.procedure, str(e.channel or ""), e.params.get("cell_id", ""),
+        state = f"{e.state} ({e.agent})" if shared and e.agent and e.state not in WAITING else e.state
+        cells = (str(e.id), state, e.procedure, str(e.channel or ""), e.params.get("cell_id", ""),
                  "\n".join(filter(None, (e.run_id, text))))
         table.add_row(*map(Text, cells))  # a user's cell id is never markup or emoji codes
     out.print(table)
+    if shared:
+        err.print(Text(_agents_line(Store(store))))
+        return
     pid = daemon_pid(root)
     err.print(f"labctl serve: {'running, pid ' + str(pid) if pid else 'not running (`labctl serve` starts it)'}")
+
+
+def _agents_line(store: Any) -> str:
+    """The lab's agents: which benches each serves, and whether it is heard from."""
+    from labctl.queue.agents import Agents
+
+    agents = Agents(store.database).list()
+    if not agents:
+        return "agents: none (`labctl serve --bench BENCH` on each PC with instruments)"
+    return "agents: " + "; ".join(
+        f"{a.name} ({', '.join(Path(b).stem if '/' in b else b for b in a.benches) if a.benches else 'every bench'})"
+        + ("" if a.reachable else " UNREACHABLE") for a in agents)  # fmt: skip
 
 
 @queue_app.command("show")
@@ -159,9 +175,10 @@ def queue_cancel(entry_id: EntryArgument, store: StoreOption = None) -> None:
     queue = _queue(store)
     try:
         entry = queue.require(entry_id)
-        if entry.state == "running":
+        if entry.active:
             queue.request_stop(entry_id)
-            out.print(f"Entry {entry_id}: the daemon stops its run at its next look (the channel rests)")
+            out.print(f"Entry {entry_id}: its agent ({entry.agent}) stops its run at its next look (the channel "
+                      "rests)" + (", once it is reachable again" if entry.state == "unreachable" else ""))
             return
         queue.set_waiting_state(entry_id, "cancelled")
     except QueueError as e:
@@ -197,36 +214,69 @@ def serve(
     = False,
     resume: Annotated[bool, typer.Option(help="Resume a run that died (killed, crashed, the daemon gone) where it "
                                          "stopped; --no-resume ends it interrupted")] = True,
+    agent: Annotated[str | None, typer.Option(help="This agent's name in the lab (default: the PC's name)")] = None,
+    bench: Annotated[list[str] | None, typer.Option(help="A bench this PC hosts (a bench file or a simulated bench; "
+                                                    "repeat it); only its entries are run here. Default: every bench")]
+    = None,
     poll: Annotated[float, typer.Option(help="Seconds between looks at the queue", hidden=True)] = 1.0,
     detached: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
-    """Run the queue: start due entries as `labctl run` processes; Ctrl-C or SIGTERM stops them in order."""
+    """Run the queue as this PC's agent: start due entries of its benches as `labctl run` processes; Ctrl-C or
+    SIGTERM stops them in order."""
+    from labctl.lab.config import this_host
     from labctl.queue.daemon import LOGS, SERVE_LOG, Daemon, daemon_pid
+    from labctl.queue.entries import bench_key
+    from labctl.store import StoreError
 
     root = (store or default_root()).resolve()
     if pid := daemon_pid(root):
         raise fail(f"labctl serve already runs for the store {root} (pid {pid}); stop it with `kill {pid}` first, "
                     "or give another --store")
+    name = _agent_name(agent or this_host())
+    benches = _hosted(bench) if bench else None
     (root / LOGS).mkdir(parents=True, exist_ok=True)
     if detach:
-        raise typer.Exit(_detach(root, notify, poll, resume))
+        raise typer.Exit(_detach(root, notify, poll, resume, agent, bench or []))
     _log_to(root / LOGS / SERVE_LOG, echo=not detached)
-    daemon = Daemon(root, notify=notify, resume=resume, poll_s=poll)
-    signal.signal(signal.SIGTERM, daemon.request_stop)
-    signal.signal(signal.SIGINT, daemon.request_stop)
     try:
+        daemon = Daemon(root, agent=name, benches=[bench_key(b) for b in benches] if benches else None, notify=notify,
+                        resume=resume, poll_s=poll)  # fmt: skip
+        signal.signal(signal.SIGTERM, daemon.request_stop)
+        signal.signal(signal.SIGINT, daemon.request_stop)
         daemon.serve()
-    except QueueError as e:
+    except (QueueError, StoreError) as e:
         raise fail(str(e)) from None
 
 
-def _detach(root: Path, notify: str | None, poll: float, resume: bool) -> int:
+def _agent_name(name: str) -> str:
+    from labctl.text import unprintable
+
+    if not name.strip() or unprintable(name) or len(name) > 64:
+        raise fail(f"--agent: {name!r}; give a short printable name (the PC's name is the default)")
+    return name
+
+
+def _hosted(benches: list[str]) -> list[str]:
+    """The benches given to serve, each checked as `queue add` checks an entry's (a file that loads, or a sim)."""
+    from labctl.bench import BenchError, load_config
+
+    for bench in benches:
+        try:
+            load_config(bench)
+        except BenchError as e:
+            raise fail(str(e)) from None
+    return benches
+
+
+def _detach(root: Path, notify: str | None, poll: float, resume: bool, agent: str | None, benches: list[str]) -> int:
     """Start the daemon in its own session, output to its log; wait until it holds the store's lock."""
     from labctl.queue.daemon import LOGS, SERVE_LOG, daemon_pid, labctl_command
 
     cmd = labctl_command("serve", "--store", str(root), "--detached", "--poll", str(poll))
     cmd += ["--notify", notify] if notify else []
     cmd += [] if resume else ["--no-resume"]
+    cmd += ["--agent", agent] if agent else []
+    cmd += [arg for bench in benches for arg in ("--bench", bench)]
     with (root / LOGS / SERVE_LOG).open("ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)  # fmt: skip

@@ -26,6 +26,7 @@ from labctl.procedures.base import LabProcedure
 from labctl.roles import ResumeRefused
 from labctl.safety import SafetyLimitBreach
 from labctl.store import RunFolder, Store
+from labctl.store.archive import ARCHIVED, archive
 from labctl.store.folder import time_series_metadata
 from labctl.store.reader import RunReader
 from labctl.store.registry import RunRecord, now_iso
@@ -139,14 +140,18 @@ class Runner:
         procedure.bench = bench
         procedure.emit = lambda topic, record: self._route(folder, outcome, topic, record)
         procedure.should_stop = self.stop_requested.is_set
+        leased = self.store.registry.keep_leased(run_id)  # other PCs see the run reachable while this process lives
         try:
             self._execute(procedure, folder, outcome)
         finally:
+            leased.set()
             metadata.update(status=outcome.status, ended_at=now_iso(), error=outcome.error)
             folder.write_metadata(metadata)
             folder.close()
             self.store.registry.finish(run_id, outcome.status, _summary(outcome))
             self.listeners.ended(outcome)
+            if (shared := self.store.config.lab.archive) is not None and outcome.status in ARCHIVED:
+                archive(folder.path, shared)  # last: viewers already know the run has ended
         return outcome
 
     def _execute(self, procedure: LabProcedure, folder: RunFolder, outcome: RunOutcome) -> None:

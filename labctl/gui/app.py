@@ -35,12 +35,12 @@ from labctl.gui.compare import CompareWindow
 from labctl.gui.daemon_status import WAITS_FOR_DAEMON, DaemonStatus
 from labctl.gui.event_log import EventLog
 from labctl.gui.feed_client import FeedClient
+from labctl.gui.outage import riding_out
 from labctl.gui.procedure_form import ProcedureForm
 from labctl.gui.queue_panel import QueuePanel
 from labctl.gui.run_view import RunView
 from labctl.live.state import RunState
-from labctl.queue.db import QueueDB
-from labctl.store import RunRecord, Store, registry_path
+from labctl.store import RunRecord, Store
 
 
 class RunWindow(QMdiSubWindow):
@@ -103,11 +103,13 @@ class MainWindow(QMainWindow):
     """The bench window on the store at ``root``; new runs are queued on ``bench``; ``notify`` is the operator's
     alert hook command."""
 
-    def __init__(self, root: Path, bench: str = "sim", poll_ms: int = 1000, notify: str | None = None) -> None:
+    def __init__(self, root: Path, bench: str = "sim", poll_ms: int = 1000, notify: str | None = None,
+                 lab: bool = True) -> None:
+        """``lab``: in a lab (a shared database), show other PCs' runs with their data, copied through their agents."""
         super().__init__()
         self.setWindowTitle(f"labctl — {root}")
-        self.store = Store(root)  # creates the runs table before the queue looks at it
-        self.queue = QueueDB(registry_path(root))
+        self.store = Store(root, desk=lab)
+        self.queue = self.store.queue
         self.views: dict[str, RunWindow] = {}
         self.feeds: dict[str, FeedClient] = {}
         self.dismissed: set[str] = set()  # running runs whose view the operator closed: not reopened
@@ -195,6 +197,7 @@ class MainWindow(QMainWindow):
 
     # -- run views -------------------------------------------------------------------------------------------
 
+    @riding_out
     def watch_runs(self) -> None:
         """Open a live view for every run the registry shows running that has none yet."""
         for record in self.store.registry.list():
@@ -273,16 +276,17 @@ class MainWindow(QMainWindow):
         for feed in self.feeds.values():
             feed.close()
         self.feeds.clear()
+        self.store.registry.close()  # a desk's copying of other PCs' runs
         self.bench_panel.stop_watching()
         if self.bench_panel.bench is not None:
             self.bench_panel.bench.close()
         super().closeEvent(event)
 
 
-def main(root: Path, bench: str = "sim", notify: str | None = None) -> int:
+def main(root: Path, bench: str = "sim", notify: str | None = None, lab: bool = True) -> int:
     """Run the window until it is closed; the exit code of the Qt event loop."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("labctl")
-    window = MainWindow(root, bench, notify=notify)
+    window = MainWindow(root, bench, notify=notify, lab=lab)
     window.show()
     return app.exec()

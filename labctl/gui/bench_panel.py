@@ -29,6 +29,7 @@ from PyQt6.QtWidgets import (
 )
 
 from labctl.bench import Bench, BenchConfig, BenchError, load_config, open_bench
+from labctl.gui.outage import riding_out
 from labctl.gui.run_view import status_text
 from labctl.gui.worker import Worker
 from labctl.live.holders import Holder, bench_instruments, bench_roles, holders, reading_of
@@ -171,6 +172,7 @@ class BenchPanel(QGroupBox):
         """(role, what the panel shows of it), as listed."""
         return list(self._rows)
 
+    @riding_out
     def refresh(self) -> None:
         """Look again at who holds what; let go of the bench if a run has taken a role the panel opened."""
         self.held = holders(self.queue.entries(), self.registry.list())

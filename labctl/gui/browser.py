@@ -31,6 +31,7 @@ from PyQt6.QtWidgets import (
 
 from labctl.engine.reanalysis import Reanalysis, reanalyze
 from labctl.gui import export
+from labctl.gui.outage import riding_out
 from labctl.gui.run_view import RunView
 from labctl.gui.worker import Worker
 from labctl.live.state import RunState
@@ -107,6 +108,7 @@ class RunBrowser(QWidget):
 
     # -- the table
 
+    @riding_out
     def refresh(self) -> None:
         """Reload the registry; the table is rebuilt only when a run was added or changed."""
         records = {r.id: r for r in self.store.registry.list()}

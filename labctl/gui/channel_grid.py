@@ -19,6 +19,7 @@ from PyQt6.QtGui import QFont, QFontMetrics, QKeyEvent, QMouseEvent, QResizeEven
 from PyQt6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from labctl.bench import BenchError
+from labctl.gui.outage import riding_out
 from labctl.live.channels import STATES, STICKY, ChannelBoard, ChannelStatus, Live
 from labctl.queue.db import QueueDB
 from labctl.store import Registry
@@ -27,6 +28,7 @@ from labctl.units import SECONDS_PER_HOUR
 # state -> (strong colour: border and badge, tint: background); each state also says its name on the badge
 COLOURS = {
     "running": ("#2e7d32", "#e8f5e9"),
+    "unreachable": ("#6a1b9a", "#f3e5f5"),
     "short": ("#c62828", "#ffcdd2"),
     "failed": ("#d84315", "#fbe9e7"),
     "interrupted": ("#6d4c41", "#efebe9"),
@@ -261,6 +263,7 @@ class ChannelGrid(QWidget):
     def tiles(self) -> dict[int, ChannelTile]:
         return {tile.status.channel: tile for tile in self.area.tiles if tile.status is not None}
 
+    @riding_out
     def refresh(self) -> None:
         if self.board is None or not self.isVisible():
             return  # a hidden grid costs nothing; showing it looks again

@@ -14,9 +14,9 @@ from PyQt6.QtCore import QTimer, pyqtSignal
 from PyQt6.QtGui import QAction
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QWidget
 
+from labctl.gui.outage import riding_out
 from labctl.queue.daemon import LOGS, SERVE_LOG, daemon_pid, labctl_command
-from labctl.queue.db import QueueDB
-from labctl.store import registry_path
+from labctl.store import Store
 
 # What the window adds to the form's "Queued entry N" while no daemon runs, and takes away once one does
 WAITS_FOR_DAEMON = "; it starts once the daemon runs: press Start daemon (bottom right)"
@@ -33,11 +33,11 @@ def start_daemon(root: Path) -> subprocess.Popen[bytes]:
 
 def running_channels(root: Path) -> list[str]:
     """The channels of the queue's running entries (what a stop of the daemon puts at rest)."""
-    queue = QueueDB(registry_path(root))
+    store = Store(root)
     try:
-        return [str(e.channel or "?") for e in queue.entries() if e.state == "running"]
+        return [str(e.channel or "?") for e in store.queue.entries() if e.active]
     finally:
-        queue.close()
+        store.close()
 
 
 def stop_question(channels: list[str]) -> str:
@@ -121,6 +121,7 @@ class DaemonStatus(QWidget):
     def _starting(self) -> bool:
         return self.process is not None and self.process.poll() is None and self.pid() != self.process.pid
 
+    @riding_out
     def refresh(self) -> None:
         pid = self.pid()
         if pid != self.stopping:

@@ -29,6 +29,7 @@ from PyQt6.QtGui import QColor
 from PyQt6.QtWidgets import QAbstractItemView, QCheckBox, QHBoxLayout, QLineEdit, QTableView, QVBoxLayout, QWidget
 
 from labctl.gui.feed_client import FeedClient
+from labctl.gui.outage import riding_out
 from labctl.live.state import FAILURE_KINDS
 from labctl.store import Registry, RunRecord
 from labctl.store.folder import EVENTS
@@ -343,6 +344,7 @@ class EventLog(QWidget):
         tail = self.runs[record.id] = RunTail(Path(record.folder), record.status)
         tail.read(keep=0)
 
+    @riding_out
     def poll(self) -> None:
         """Read what runs added to their folders since the last look, and their ends."""
         events = [e for record in self.registry.list() for e in self._look(record)]

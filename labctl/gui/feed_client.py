@@ -17,6 +17,7 @@ from pathlib import Path
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 from PyQt6.QtNetwork import QLocalSocket
 
+from labctl.gui.outage import riding_out
 from labctl.live.feed import FILE_TOPICS, feed_path
 from labctl.live.state import RunState, registry_status
 
@@ -50,6 +51,7 @@ class FeedClient(QObject):
         self._retry.stop()
         self._socket.abort()
 
+    @riding_out
     def _connect(self) -> None:
         if not self._done:
             self._buffer = b""

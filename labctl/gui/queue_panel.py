@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import os
 import signal
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +29,13 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from labctl.gui.outage import riding_out
+from labctl.lab.config import this_host
 from labctl.queue.daemon import daemon_pid
 from labctl.queue.db import ENDED, WAITING, Entry, QueueDB, QueueError, utc_now
 from labctl.queue.view import progress_text, status_text
 from labctl.store import Registry, RunRecord
+from labctl.store.registry import UNREACHABLE
 
 COLUMNS = ("#", "state", "procedure", "ch", "cell", "run", "progress or result")
 
@@ -52,7 +54,7 @@ class Row:
 
     @property
     def running(self) -> bool:
-        return (self.entry.state if self.entry else self.record.status if self.record else "") == "running"
+        return (self.entry.state if self.entry else self.record.status if self.record else "") in RUNNING
 
     def cells(self) -> list[str]:
         if self.entry is not None:
@@ -62,6 +64,9 @@ class Row:
         assert self.record is not None
         r = self.record
         return ["", "running (by hand)", r.procedure, "", r.cell_id or "", r.id, self.status]
+
+
+RUNNING = ("running", UNREACHABLE)  # what Abort can stop (an unreachable run once its agent is back)
 
 
 def rows(queue: QueueDB, registry: Registry, cleared: frozenset[int] = frozenset()) -> list[Row]:
@@ -84,13 +89,13 @@ def rows(queue: QueueDB, registry: Registry, cleared: frozenset[int] = frozenset
 
 def abort(row: Row, queue: QueueDB, root: Path) -> str:
     """Stop a running run in order (its channel rests, it ends aborted); the message says what was done."""
-    if row.entry is not None and daemon_pid(root) is not None:
+    if row.entry is not None and (daemon_pid(root) is not None or row.entry.agent not in (None, this_host())):
         queue.request_stop(row.entry.id)
-        return f"Entry {row.entry.id}: the daemon stops its run at its next look (the channel rests)"
+        return f"Entry {row.entry.id}: its agent ({row.entry.agent}) stops its run at its next look (the channel rests)"
     record = row.record
     if record is None:
         raise QueueError("this entry has no run yet; it is stopped as soon as the daemon has started it")
-    if record.host != socket.gethostname():
+    if record.host != this_host():
         raise QueueError(f"run {record.id} runs on {record.host}; abort it there")
     with contextlib.suppress(ProcessLookupError):  # it ended meanwhile: nothing to stop
         os.kill(record.pid, signal.SIGINT)
@@ -157,6 +162,7 @@ class QueuePanel(QWidget):
         self.settings.setValue(self._cleared_key, sorted(self.cleared() | ended))
         self.refresh()
 
+    @riding_out
     def refresh(self) -> None:
         """Read the queue and the registry again; keep the selection on the same entry or run, and bring the
         last new row into sight (new entries come last)."""

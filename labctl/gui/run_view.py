@@ -35,7 +35,7 @@ from labctl.units import SECONDS_PER_HOUR
 
 REFRESH_MS = 100
 STATUS_COLOURS = {"running": "#1f77b4", "finished": "#2ca02c", "failed": "#d62728", "aborted": "#ff7f0e",
-                  "interrupted": "#ff7f0e", "imported": "#9467bd"}  # fmt: skip
+                  "interrupted": "#ff7f0e", "imported": "#9467bd", "unreachable": "#6a1b9a"}  # fmt: skip
 PROGRESS_FORMAT = "%p % of planned time"
 
 

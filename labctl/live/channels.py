@@ -31,13 +31,15 @@ from labctl.live.state import FAILURE_KINDS
 from labctl.queue.db import WAITING, Entry, QueueDB
 from labctl.store import Registry, RunReader, RunRecord
 from labctl.store.folder import EVENTS
+from labctl.store.registry import UNREACHABLE
 from labctl.units import density_mA_cm2
 
 Live = Callable[[str], dict[str, Any] | None]
 SHORT_KINDS = frozenset({"hard_short", "eis_short"})  # a CCD's or CE run's short, the EIS short signal
 ALERT_KINDS = FAILURE_KINDS | SHORT_KINDS | {"safety_limit", "resume_refused"}  # shown until a newer alert
 STICKY = frozenset({"short", "failed", "interrupted"})  # a cell that needs a hand: shown even while entries wait
-STATES = ("running", "short", "failed", "interrupted", "waiting", "finished", "aborted", "idle")  # as the grid counts them
+STATES = ("running", "unreachable", "short", "failed", "interrupted", "waiting", "finished", "aborted",
+          "idle")  # as the grid counts them; unreachable: running on a PC not heard of (labctl.store.registry)
 ROW_VALUES = {TIME: "test_time_s", VOLTAGE: "voltage_V", CURRENT: "current_A", CYCLE: "cycle", STEP: "step"}
 
 
@@ -152,7 +154,7 @@ class ChannelBoard:
                 runs.setdefault(channel, []).append(record)
         entries: dict[int, list[Entry]] = {}
         for entry in self.queue.entries():  # in queue order
-            if entry.state in (*WAITING, "running") and (channel := self._claimed(entry)) is not None:
+            if (entry.active or entry.state in WAITING) and (channel := self._claimed(entry)) is not None:
                 entries.setdefault(channel, []).append(entry)
         numbers = set(range(1, (self.count or 0) + 1)) | {self.configured} | set(runs) | set(entries)
         return [self._status(n, runs.get(n, []), entries.get(n, []), live) for n in sorted(numbers)]
@@ -167,7 +169,7 @@ class ChannelBoard:
     def _status(self, n: int, runs: list[RunRecord], entries: list[Entry], live: Live) -> ChannelStatus:
         """Running > (a latest run that needs a hand) > waiting > the latest run's end > idle."""
         waiting = [e for e in entries if e.state in WAITING]
-        running = [r for r in runs if r.status == "running"]
+        running = [r for r in runs if r.status in ("running", UNREACHABLE)]
         if running:
             return self._running(n, running[-1], entries, live, len(waiting))
         if starting := [e for e in entries if e.state == "running" and e.run_id is None]:
@@ -188,7 +190,7 @@ class ChannelBoard:
             left = max(0.0, facts.planned_s - (values.get("test_time_s") or 0.0))
         entry = next((e for e in entries if e.run_id == record.id), None)
         return ChannelStatus(
-            n, "short" if tail.shorted else "running", record.id, procedure=record.procedure,
+            n, "short" if tail.shorted else record.status, record.id, procedure=record.procedure,
             cell_id=record.cell_id or "", entry_id=entry.id if entry else None,
             entry_state=entry.state if entry else None, left_s=None if tail.shorted else left, waiting=waiting,
             **values, **_event_fields(tail.shown),

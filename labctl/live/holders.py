@@ -28,6 +28,7 @@ from labctl.queue.db import Entry
 from labctl.queue.entries import claims
 from labctl.store import RunRecord
 from labctl.store.reader import RunReader
+from labctl.store.registry import UNREACHABLE
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +92,13 @@ def bench_instruments(config: BenchConfig) -> dict[str, str]:
 def holders(entries: list[Entry], records: list[RunRecord]) -> dict[str, list[Holder]]:
     """Instrument -> the running runs that hold it, queue entries first, each run once per instrument."""
     held: dict[str, list[Holder]] = {}
-    running = [e for e in entries if e.state == "running"]
+    running = [e for e in entries if e.active]
     for entry in running:
         folder = next((Path(r.folder) for r in records if r.id == entry.run_id), None)
         for claim in entry.claims:
             name, channel = parse_claim(claim)
             _add(held, name, Holder(entry.run_id, entry.procedure, entry.id, channel, folder))
-    for record in (r for r in records if r.status == "running"):
+    for record in (r for r in records if r.status in ("running", UNREACHABLE)):
         # the daemon learns its child's run id a moment after the run registers: match by process too
         queued = next((e.id for e in running if record.id == e.run_id or record.pid == e.pid), None)
         for name, channel in run_instruments(Path(record.folder)).items():

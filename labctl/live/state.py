@@ -18,7 +18,7 @@ import pandas as pd
 
 from labctl.bdf_columns import CURRENT, CYCLE, STEP, TIME, VOLTAGE
 from labctl.live.series import Series
-from labctl.store import Registry, registry_path, store_of
+from labctl.store import Store, store_of
 from labctl.store.reader import RunReader, Spectrum
 from labctl.units import SECONDS_PER_HOUR, percent_done
 
@@ -209,14 +209,13 @@ def _failure_label(event: dict[str, Any]) -> str:
 def registry_status(folder: Path, run_id: str) -> str | None:
     """The run's status in its store's registry (a run whose process is gone reads ``interrupted``); None if the
     folder is not in a store."""
-    path = registry_path(store_of(folder))
-    if not path.exists():
+    store = Store(store_of(folder))
+    if not store.has_registry():
         return None
-    registry = Registry(path)
     try:
-        record = registry.get(run_id)
+        record = store.registry.get(run_id)
     finally:
-        registry.close()
+        store.close()
     return record.status if record else None
 
 

@@ -1,5 +1,10 @@
-"""``labctl serve``: run the queue unattended, one ``labctl run`` child process per entry. No Qt here.
+"""``labctl serve``: run the queue unattended, one ``labctl run`` child process per entry: the PC's agent. No Qt here.
 
+- An agent claims only the entries of the benches its PC hosts (``--bench``; all, by default), each with its
+  instruments (``QueueDB.claim_start``), so agents on several PCs sharing a lab database never start an entry
+  twice nor drive one instrument at once. It is woken by the database when the queue changes (PostgreSQL's
+  LISTEN/NOTIFY; an SQLite store is looked at every ``poll_s``), and renews the leases of its entries: an agent
+  that stops renewing them has its entries shown ``unreachable`` to the others, which never take them over.
 - One daemon per store: it holds an exclusive lock on ``<store>/serve.lock`` (which holds its pid); the
   lock goes with the process, so a daemon killed with kill -9 leaves no stale lock.
 - Each run is exactly a ``labctl run`` (``labctl run … --store``) in its own session, forked from a warm fork
@@ -20,8 +25,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -33,13 +40,18 @@ from pathlib import Path
 from typing import IO, Any
 
 from labctl import pidlock
+from labctl.lab.config import this_host
+from labctl.lab.link import LinkServer
 from labctl.notify import start_hook
-from labctl.queue.db import ENDED, Entry, QueueDB, QueueError, iso, utc_now
+from labctl.queue.agents import Agents
+from labctl.queue.db import ENDED, Entry, QueueError, iso, utc_now
 from labctl.queue.schedule import due
 from labctl.queue.spawn import RunProcess, start_run
 from labctl.queue.watchdog import needs_rest, rest_entry_channel
-from labctl.store import Store, registry_path
-from labctl.store.registry import process_alive
+from labctl.request import SIM_LAYOUTS
+from labctl.store import Store
+from labctl.store.db import Waiter
+from labctl.store.registry import AGENT_VARIABLE, process_alive
 
 log = logging.getLogger("labctl.serve")
 
@@ -105,6 +117,8 @@ class Child:
 @dataclass
 class Daemon:
     root: Path
+    agent: str = field(default_factory=this_host)
+    benches: list[str] | None = None  # the benches this PC hosts (as entries name them); None: every bench
     notify: str | None = None
     resume: bool = True  # go on with runs that died, where they stopped
     poll_s: float = 1.0
@@ -116,45 +130,114 @@ class Daemon:
 
     def __post_init__(self) -> None:
         self.store = Store(self.root)
-        self.queue = QueueDB(registry_path(self.root))
+        self.queue = self.store.queue
+        self.agents = Agents(self.store.database)
+        self.lease_s = self.store.config.lab.lease_s
+        self._renewed = -math.inf
+        self._waiter = Waiter()  # the database's (serve() opens it): a stop request wakes it
         (self.root / LOGS).mkdir(parents=True, exist_ok=True)
 
     def serve(self) -> None:
         """Recover, then start due entries and watch their runs until asked to stop; then stop every run."""
         lock = _take_lock(self.root)
-        log.info("serving the queue of %s (pid %d)", self.root, os.getpid())
+        self.agents.register(self.agent, self._bench_texts(), self.lease_s)
+        try:
+            link = self._open_link()
+        except BaseException:
+            self.agents.leave(self.agent)
+            lock.close()
+            raise
+        self._waiter = waiter = self.store.database.waiter()
+        if self.stopping.is_set():
+            waiter.close()
+        log.info("agent %s serving the queue of %s in %s for %s (pid %d)", self.agent, self.root,
+                 self.store.database.dialect, ", ".join(self.benches) if self.benches else "every bench",
+                 os.getpid())  # fmt: skip
         try:
             self.recover()
             while not self.stopping.is_set():
-                self.step()
-                self.stopping.wait(self.poll_s)
+                try:
+                    self.step()
+                except self.store.database.unavailable_errors as e:  # its runs go on; the queue waits
+                    log.error("the database does not answer (%s); runs go on, nothing new starts until it does", e)
+                waiter.wait(self.poll_s)
             self._stop_children()
         finally:
             self._wait_hooks()
+            waiter.close()
+            if link is not None:
+                link.close()
+            self.agents.leave(self.agent)
             log.info("stopped")
             lock.close()
 
     def request_stop(self, *_: Any) -> None:
         self.stopping.set()
+        self._waiter.close()
+
+    def _bench_texts(self) -> dict[str, str | None] | None:
+        """The hosted benches' files as text, so that any PC can check an entry against them (None: simulated)."""
+        if self.benches is None:
+            return None
+        return {key: None if key in SIM_LAYOUTS else Path(key).read_text(encoding="utf-8") for key in self.benches}
+
+    def _open_link(self) -> LinkServer | None:
+        """In a lab, serve this store's run folders and feeds to other PCs (``[link]`` of the lab config)."""
+        config = self.store.config
+        if not config.shared:
+            return None
+        host, port = config.link.host_port
+        try:
+            link = LinkServer(self._folder_of, config.link.token or "", host, port)
+        except ValueError as e:
+            raise QueueError(f"[link] listen {config.link.listen!r}: {e}") from None
+        except OSError as e:
+            raise QueueError(f"[link] listen {config.link.listen!r}: cannot listen there ({e}); name a free port or "
+                             "leave it out (127.0.0.1, any port)") from None
+        wildcard = host in ("0.0.0.0", "::")
+        address = f"{socket.getfqdn()}:{link.address.rpartition(':')[2]}" if wildcard else link.address
+        self.agents.set_address(self.agent, address)
+        log.info("serving this store's run folders and live feeds to the lab at %s", address)
+        return link
+
+    def _folder_of(self, run_id: str) -> Path | None:
+        folder = self.store.folder_of(run_id)
+        return folder if folder.is_dir() else None
+
+    def _mine(self, entry: Entry) -> bool:
+        """Whether this agent ran ``entry`` (in a one-PC store every entry is the daemon's)."""
+        return not self.store.config.shared or entry.agent in (self.agent, None)
+
+    def hosts(self, bench: str) -> bool:
+        return self.benches is None or bench in self.benches
 
     def step(self) -> None:
         self._reap()
-        self._forward_stops()
-        for entry in due(self.queue.entries(), self.clock()):
+        self._renew()
+        entries = self.queue.live_entries()
+        self._forward_stops(entries)
+        for entry in due(entries, self.clock(), self.hosts):
             self._start(entry)
         self._find_runs()
         self._hooks = [h for h in self._hooks if not _hook_done(h)]
+
+    def _renew(self) -> None:
+        """Renew this agent's lease and its entries', three times a lease."""
+        if time.monotonic() - self._renewed >= self.lease_s / 3:
+            self.agents.renew(self.agent, self.lease_s)
+            self.queue.renew(self.agent, self.lease_s)
+            self._renewed = time.monotonic()
 
     def recover(self) -> None:
         """Resume the runs a dead daemon left interrupted; end its other entries honestly, and rest the channels of
         interrupted runs that are not resumed."""
         self.store.registry.mark_interrupted()
         for entry in self.queue.entries():
-            if entry.state != "running" or entry.id in self.children:
+            if not entry.active or entry.id in self.children or not self._mine(entry):
                 continue
             if entry.pid and _is_labctl(entry.pid):
                 self._stop_orphan(entry)
-            run_id = entry.run_id or (self.queue.run_of_process(entry.pid, entry.started_at or "")
+            run_id = entry.run_id or (self.queue.run_of_process(entry.pid, entry.started_at or "", this_host())
                                       if entry.pid else None)  # fmt: skip
             record = self.store.registry.get(run_id) if run_id else None
             if record and record.status == "interrupted" and self._resume(entry, record.id, 0):
@@ -170,12 +253,12 @@ class Daemon:
             self._notify(run_id or f"entry-{entry.id}", state)
 
     def _start(self, entry: Entry) -> None:
-        if not self.queue.claim_start(entry.id, self.clock()):
-            return  # held or cancelled from another shell since the queue was read
+        if not self.queue.claim_start(entry.id, self.clock(), self.agent, self.lease_s):
+            return  # claimed by another agent, held or cancelled since the queue was read, or an instrument is held
         since = iso(utc_now())
         path = entry_log(self.root, entry.id)
         try:
-            proc = start_run(run_arguments(entry, self.root), path)  # forked warm (labctl/queue/spawn.py)
+            proc = start_run(run_arguments(entry, self.root), path, self._run_env)  # forked warm (spawn.py)
         except OSError as e:
             self.queue.end(entry.id, "failed", {"error": f"could not start labctl run: {e}"}, self.clock())
             log.error("entry %d: could not start labctl run: %s", entry.id, e)
@@ -188,15 +271,15 @@ class Daemon:
     def _find_runs(self) -> None:
         for entry_id, child in self.children.items():
             if child.run_id is None:
-                child.run_id = self.queue.run_of_process(child.proc.pid, child.since)
+                child.run_id = self.queue.run_of_process(child.proc.pid, child.since, this_host())
                 if child.run_id:
                     self.queue.set_run(entry_id, child.run_id)
                     log.info("entry %d: run %s", entry_id, child.run_id)
 
-    def _forward_stops(self) -> None:
-        for entry in self.queue.entries():
+    def _forward_stops(self, entries: list[Entry]) -> None:
+        for entry in entries:
             child = self.children.get(entry.id)
-            if entry.state == "running" and entry.stop_requested and child and not child.stopping:
+            if entry.active and entry.stop_requested and child and not child.stopping:
                 child.stopping = True
                 child.proc.send_signal(signal.SIGINT)
                 log.info("entry %d: cancelled while running; stopping its run (the channel rests)", entry.id)
@@ -215,7 +298,7 @@ class Daemon:
             return False
         path = entry_log(self.root, entry.id)
         try:
-            proc = start_run(["run", "--resume", run_id, "--store", str(self.root)], path)
+            proc = start_run(["run", "--resume", run_id, "--store", str(self.root)], path, self._run_env)
         except OSError as e:
             log.error("entry %d: could not resume run %s: %s", entry.id, run_id, e)
             return False
@@ -227,7 +310,7 @@ class Daemon:
         return True
 
     def _ended(self, entry_id: int, child: Child, code: int) -> None:
-        run_id = child.run_id or self.queue.run_of_process(child.proc.pid, child.since)
+        run_id = child.run_id or self.queue.run_of_process(child.proc.pid, child.since, this_host())
         record = self.store.registry.get(run_id) if run_id else None
         refused = child.resumes and code == 2  # its resume was refused: the reason is in its log and events
         if record and record.status == "interrupted" and not refused and not child.stopping:
@@ -247,6 +330,10 @@ class Daemon:
             rest_entry_channel(entry_id, child.entry.bench, child.entry.channel)
         self.queue.end(entry_id, state, outcome, self.clock())
         self._notify(run_id or f"entry-{entry_id}", state)
+
+    @property
+    def _run_env(self) -> dict[str, str]:
+        return {AGENT_VARIABLE: self.agent}
 
     def _stop_children(self) -> None:
         if self.children:

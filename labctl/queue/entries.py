@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labctl.bench import BenchConfig, load_config
+from labctl.bench import BenchConfig, config_from_text, load_config
+from labctl.queue.agents import Agents
 from labctl.queue.db import Entry, QueueDB
 from labctl.request import SIM_LAYOUTS, RequestError, RunRequest
 
@@ -18,8 +19,7 @@ def plan(request: RunRequest, queue: QueueDB, count: int = 1, hold: bool = False
     -2, …), ``held`` if ``hold``. Nothing is queued when any part is wrong: RequestError or ParameterError name
     the field, BenchError the bench file's problem."""
     procedure = request.build()
-    bench = request.bench if request.bench in SIM_LAYOUTS else str(Path(request.bench).expanduser().resolve())
-    config = load_config(bench)
+    bench, config = resolve_bench(request.bench, queue)
     _check_roles(config, procedure.ROLES, request.procedure)
     _check_sim(config, request)
     if count < 1:
@@ -37,6 +37,24 @@ def plan(request: RunRequest, queue: QueueDB, count: int = 1, hold: bool = False
                              bench=bench, channel=channel, claims=claims(config, procedure.ROLES, channel),
                              state="held" if hold else "queued"))  # fmt: skip
     return entries
+
+
+def resolve_bench(spec: str, queue: QueueDB) -> tuple[str, BenchConfig]:
+    """An entry's bench and its config: a simulated bench, a bench file on this PC, or a bench an agent of the lab
+    hosts (named by its file's path, name or stem), read from the text that agent registered."""
+    if spec in SIM_LAYOUTS or Path(spec).expanduser().is_file():
+        return bench_key(spec), load_config(bench_key(spec))
+    for agent in Agents(queue.database).list():
+        for key, text in (agent.benches or {}).items():
+            if text is not None and spec in (key, Path(key).name, Path(key).stem):
+                return key, config_from_text(text, f"{key} (hosted by agent {agent.name})", Path(key).stem)
+    return spec, load_config(spec)  # BenchError: no such file
+
+
+def bench_key(spec: str) -> str:
+    """How an entry names its bench, and an agent the benches it hosts: a simulated bench's name, or the bench
+    file's absolute path."""
+    return spec if spec in SIM_LAYOUTS else str(Path(spec).expanduser().resolve())
 
 
 def claims(config: BenchConfig, roles: tuple[str, ...], channel: int | None) -> list[str]:

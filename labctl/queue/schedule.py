@@ -8,17 +8,21 @@ two runs that need one impedance analyzer take turns, a run at a time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from labctl.queue.db import ENDED, Entry, iso
 
 
-def due(entries: list[Entry], now: datetime) -> list[Entry]:
-    """The entries to start now, in queue order."""
+def due(entries: list[Entry], now: datetime, hosted: Callable[[str], bool] | None = None) -> list[Entry]:
+    """The entries to start now, in queue order; with ``hosted``, only those of the benches it accepts (an agent's:
+    the others' entries are left to their agents, and reserve nothing here)."""
     by_id = {e.id: e for e in entries}
     busy = busy_claims(entries)
     chosen = []
     for entry in sorted(entries, key=lambda e: (e.position, e.id)):
+        if hosted is not None and not hosted(entry.bench):
+            continue
         if entry.state == "queued" and waiting_for(entry, by_id, busy, now) is None:
             chosen.append(entry)
             busy.update(entry.claims)
@@ -44,4 +48,4 @@ def waiting_for(entry: Entry, by_id: dict[int, Entry], busy: set[str], now: date
 
 
 def busy_claims(entries: list[Entry]) -> set[str]:
-    return {claim for e in entries if e.state == "running" for claim in e.claims}
+    return {claim for e in entries if e.active for claim in e.claims}

@@ -62,10 +62,11 @@ class RunProcess:
         self._process.kill()
 
 
-def start_run(arguments: list[str], log: Path) -> RunProcess:
+def start_run(arguments: list[str], log: Path, env: dict[str, str] | None = None) -> RunProcess:
     """Start ``labctl ARGUMENTS`` (e.g. ``run ccd --bench sim --store …``) as a run of this daemon, its output
-    appended to ``log``. Raises OSError if it cannot be started."""
-    process = _CONTEXT.Process(target=_run, args=(arguments, str(log), os.getpid()), name="labctl-run", daemon=False)
+    appended to ``log``, with ``env`` added to its environment. Raises OSError if it cannot be started."""
+    process = _CONTEXT.Process(target=_run, args=(arguments, str(log), os.getpid(), env or {}), name="labctl-run",
+                               daemon=False)  # fmt: skip
     try:
         process.start()
     except (OSError, EOFError) as e:  # EOFError: the fork server went away
@@ -73,7 +74,7 @@ def start_run(arguments: list[str], log: Path) -> RunProcess:
     return RunProcess(process)
 
 
-def _run(arguments: list[str], log: str, daemon: int) -> None:
+def _run(arguments: list[str], log: str, daemon: int, env: dict[str, str]) -> None:
     """The forked run: detach as a ``labctl run`` started on its own would be, then run it."""
     os.setsid()
     from labctl.engine.runner import TERMINATED_EARLY
@@ -81,7 +82,7 @@ def _run(arguments: list[str], log: str, daemon: int) -> None:
     signal.signal(signal.SIGTERM, lambda *_: TERMINATED_EARLY.set())  # until `labctl run` takes SIGTERM itself
     _die_with_daemon(daemon)
     _redirect_output(log)
-    os.environ["PYTHONUNBUFFERED"] = "1"  # for whatever the run starts
+    os.environ.update(env, PYTHONUNBUFFERED="1")  # PYTHONUNBUFFERED: for whatever the run starts
     sys.argv = ["labctl", *arguments]
     from labctl.cli import app
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from labctl.bdf_columns import CURRENT, CYCLE, TIME, VOLTAGE
-from labctl.queue.db import Entry
+from labctl.queue.db import UNREACHABLE, Entry
 from labctl.queue.schedule import due, waiting_for
 from labctl.store.reader import RunReader
 from labctl.units import SECONDS_PER_HOUR, percent_done
@@ -29,6 +29,9 @@ def status_text(entry: Entry, entries: list[Entry], now: datetime, folder: Path 
         return f"waits for {_waits_for(entry, entries, starting, now, window)}"
     if entry.state == "held":
         return "held: Release lets it start" if window else "held: `labctl queue release` lets it start"
+    if entry.state == UNREACHABLE:
+        return (f"unreachable: agent {entry.agent} has not been heard from; the run is never started elsewhere, and "
+                "its agent resumes it or rests its channel when back")
     if entry.state == "running":
         if entry.stop_requested:
             return "stopping (cancelled)"
@@ -38,7 +41,7 @@ def status_text(entry: Entry, entries: list[Entry], now: datetime, folder: Path 
 
 
 def _waits_for(entry: Entry, entries: list[Entry], starting: list[Entry], now: datetime, window: bool) -> str:
-    users = [e for e in entries if e.state == "running"] + starting
+    users = [e for e in entries if e.active] + starting
     busy = {claim for e in users for claim in e.claims}
     reason = waiting_for(entry, {e.id: e for e in entries}, busy, now)
     taken = [claim for claim in entry.claims if claim in busy]

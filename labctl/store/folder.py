@@ -62,7 +62,7 @@ def make_folder(path: Path) -> None:
     """Create ``path`` and its missing parents with the store's folder mode."""
     for folder in reversed([path, *path.parents]):
         if not folder.exists():
-            folder.mkdir(mode=store_modes()[0])
+            folder.mkdir(mode=store_modes()[0], exist_ok=True)  # another run may make it in between
 
 
 def open_private(path: Path, mode: str, **kwargs: Any) -> Any:

@@ -33,17 +33,15 @@ def corrupt(path: Path, error: Exception) -> StoreError:
                       "starts an empty registry; the run folders stay) or restore it from a backup")
 
 
-def connect(path: Path, schema: str) -> sqlite3.Connection:
+def connect(path: Path) -> sqlite3.Connection:
     """Open (creating) the database at ``path`` in autocommit mode with write-ahead logging, so readers in other
-    processes never wait for a writer, usable from any thread, and make sure ``schema`` exists; StoreError for a
-    corrupt database."""
+    processes never wait for a writer, usable from any thread; StoreError for a corrupt database."""
     make_folder(path.parent)
     if not path.exists():
         open_private(path, "a").close()  # SQLite gives its -wal and -shm files the database's mode
     db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     try:
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute(schema)
     except sqlite3.OperationalError:
         db.close()
         raise

@@ -12,13 +12,14 @@ from typer.testing import CliRunner
 from labctl.bench import SimConfig, open_bench, start_sim_bench
 from labctl.cli import app
 from labctl.cli.queue import parse_duration_s, parse_start
-from labctl.queue import Entry, QueueDB, QueueError, due, waiting_for
+from labctl.queue import Entry, QueueError, due, waiting_for
 from labctl.queue.daemon import Daemon, run_command
 from labctl.queue.db import iso
 from labctl.request import Schedule
 from labctl.store import Store
 
 T0 = datetime(2026, 11, 22, 20, 0, tzinfo=UTC)
+pytestmark = pytest.mark.usefixtures("store_db")  # every test on the store's SQLite file and on a lab's PostgreSQL
 
 
 def queue_cli(home, *args: str):
@@ -26,8 +27,7 @@ def queue_cli(home, *args: str):
 
 
 def queued(home) -> list[Entry]:
-    Store(home).close()
-    return QueueDB(home / "registry.sqlite").entries()
+    return Store(home).queue.entries()
 
 
 # --- add: everything checked, nothing bad queued ---
@@ -199,8 +199,7 @@ def test_recovery_rests_the_channel_of_an_interrupted_run(tmp_path):
         # the run's process is gone (its connections closed) but its test still runs on channel 3
         with open_bench(str(bench_file), cycler_channel=3) as check:
             assert check.cycler.take_over() is True
-        Store(tmp_path).close()
-        db = QueueDB(tmp_path / "registry.sqlite")
+        db = Store(tmp_path).queue
         (entry_id,) = db.add([Entry(procedure="ccd", bench=str(bench_file), claims=["cycler@x#3"], channel=3)])
         db.claim_start(entry_id, T0)
         db.set_process(entry_id, 2**22 + 12345)  # a pid no process has

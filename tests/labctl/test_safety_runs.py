@@ -208,7 +208,11 @@ def test_a_queued_run_keeps_its_limits_for_the_run_the_daemon_starts(tmp_path):
 def test_a_queue_made_before_limits_existed_gains_them(tmp_path):
     path = tmp_path / "registry.sqlite"
     with closing(sqlite3.connect(path)) as old:
-        old.execute(db._SCHEMA.replace(",\n    limits TEXT", ""))
+        old.execute("CREATE TABLE queue (id INTEGER PRIMARY KEY AUTOINCREMENT, position INTEGER NOT NULL, procedure "
+                    "TEXT NOT NULL, bench TEXT NOT NULL, params TEXT NOT NULL, cell TEXT, seed INTEGER, channel INTEGER, "
+                    "claims TEXT NOT NULL, state TEXT NOT NULL, not_before TEXT, after INTEGER, rest_s REAL NOT NULL "
+                    "DEFAULT 0, run_id TEXT, pid INTEGER, added_at TEXT NOT NULL, started_at TEXT, ended_at TEXT, "
+                    "outcome TEXT, stop_requested INTEGER NOT NULL DEFAULT 0)")  # as labctl made it before limits
         old.execute("INSERT INTO queue (position, procedure, bench, params, claims, state, added_at) VALUES "
                     "(1, 'ccd', 'sim', '{}', '[]', 'queued', '2026-01-01T00:00:00+00:00')")
         old.commit()

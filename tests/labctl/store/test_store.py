@@ -8,12 +8,14 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from labctl.store import RunFolder, Store
 from labctl.store.folder import EVENTS, METADATA, TIMESERIES
 from labctl.store.reader import RunReader
 
 COLUMNS = ["Test Time / s", "Voltage / V", "Current / A"]
+on_both_databases = pytest.mark.usefixtures("store_db")
 
 
 def test_rows_are_on_disk_as_soon_as_appended(tmp_path):
@@ -41,6 +43,7 @@ def test_metadata_is_replaced_whole(tmp_path):
     assert not list((tmp_path / "run").glob("*.tmp"))
 
 
+@on_both_databases
 def test_a_run_whose_process_died_is_interrupted_not_running(tmp_path):
     store = Store(tmp_path)
     code = (
@@ -54,6 +57,7 @@ def test_a_run_whose_process_died_is_interrupted_not_running(tmp_path):
     assert record.ended_at is not None
 
 
+@on_both_databases
 def test_a_live_run_stays_running(tmp_path):
     store = Store(tmp_path)
     store.registry.add("r2", procedure="ccd", bench="sim", cell_id=None, folder=tmp_path / "r2")
