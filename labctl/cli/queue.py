@@ -14,7 +14,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich import box
@@ -126,22 +126,12 @@ def queue_list(store: StoreOption = None, as_json: JsonOption = False) -> None:
         table.add_row(*map(Text, cells))  # a user's cell id is never markup or emoji codes
     out.print(table)
     if shared:
-        err.print(Text(_agents_line(Store(store))))
+        from labctl.queue.agents import Agents, agents_text
+
+        err.print(Text(agents_text(Agents(Store(store).database).list())))
         return
     pid = daemon_pid(root)
     err.print(f"labctl serve: {'running, pid ' + str(pid) if pid else 'not running (`labctl serve` starts it)'}")
-
-
-def _agents_line(store: Any) -> str:
-    """The lab's agents: which benches each serves, and whether it is heard from."""
-    from labctl.queue.agents import Agents
-
-    agents = Agents(store.database).list()
-    if not agents:
-        return "agents: none (`labctl serve --bench BENCH` on each PC with instruments)"
-    return "agents: " + "; ".join(
-        f"{a.name} ({', '.join(Path(b).stem if '/' in b else b for b in a.benches) if a.benches else 'every bench'})"
-        + ("" if a.reachable else " UNREACHABLE") for a in agents)  # fmt: skip
 
 
 @queue_app.command("show")

@@ -40,6 +40,7 @@ from labctl.gui.procedure_form import ProcedureForm
 from labctl.gui.queue_panel import QueuePanel
 from labctl.gui.run_view import RunView
 from labctl.live.state import RunState
+from labctl.queue.agents import Agents
 from labctl.store import RunRecord, Store
 
 
@@ -123,7 +124,7 @@ class MainWindow(QMainWindow):
         self.queue_panel.message.connect(lambda text: self.statusBar().showMessage(text, 10000))
         self.browser = RunBrowser(self.store)
         self.browser.opened.connect(self.show_state)
-        self.daemon = DaemonStatus(root, poll_ms)
+        self.daemon = DaemonStatus(root, poll_ms, agents=Agents(self.store.database) if self.store.config.shared else None)
         self.daemon.state_changed.connect(self._daemon_changed)
         self.form.queued.connect(self._queued)
         self.statusBar().addPermanentWidget(self.daemon)

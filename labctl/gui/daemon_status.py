@@ -15,6 +15,7 @@ from PyQt6.QtGui import QAction
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QWidget
 
 from labctl.gui.outage import riding_out
+from labctl.queue.agents import Agents, agents_text
 from labctl.queue.daemon import LOGS, SERVE_LOG, daemon_pid, labctl_command
 from labctl.store import Store
 
@@ -58,9 +59,12 @@ class DaemonStatus(QWidget):
 
     state_changed = pyqtSignal(bool)  # whether a daemon serves the store (a stopping one still does)
 
-    def __init__(self, root: Path, poll_ms: int = 1000, parent: QWidget | None = None) -> None:
+    def __init__(self, root: Path, poll_ms: int = 1000, parent: QWidget | None = None,
+                 agents: Agents | None = None) -> None:
+        """``agents``: in a lab, the lab's agents, named after this PC's daemon."""
         super().__init__(parent)
         self.root = root
+        self.agents = agents
         self.process: subprocess.Popen[bytes] | None = None  # the daemon this window started, if any
         self.stopping: int | None = None  # the pid this window told to stop, until it has gone
         self.running = daemon_pid(root) is not None
@@ -127,7 +131,8 @@ class DaemonStatus(QWidget):
         if pid != self.stopping:
             self.stopping = None  # it has gone (or another daemon serves the store now)
         starting = pid is None and self._starting()
-        self.label.setText(self._text(pid, starting))
+        lab = f"  ·  lab {agents_text(self.agents.list())}" if self.agents is not None else ""
+        self.label.setText(self._text(pid, starting) + lab)
         can_start, can_stop = pid is None and not starting, pid is not None and self.stopping is None
         for widget, enabled in ((self.start_button, can_start), (self.start_action, can_start),
                                 (self.stop_button, can_stop), (self.stop_action, can_stop)):  # fmt: skip

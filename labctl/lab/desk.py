@@ -20,6 +20,7 @@ from labctl.lab.link import LinkError
 from labctl.lab.mirror import Mirror
 from labctl.queue.agents import Agent, Agents
 from labctl.store.db import Database
+from labctl.store.folder import METADATA
 from labctl.store.registry import Registry, RunRecord
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class DeskRegistry(Registry):
         self._agents = Agents(db)
         self._addresses: tuple[float, list[Agent]] = (-AGENTS_S, [])
         self._followed: dict[str, tuple[str, str]] = {}  # run id → (its agent's address, the status last synced)
+        self._failing: set[str] = set()  # runs whose agent did not answer at the last try (said once, not each time)
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
@@ -52,10 +54,16 @@ class DeskRegistry(Registry):
         self.mirror.close()
 
     def _local(self, record: RunRecord, now: bool = False) -> RunRecord:
-        """``record`` with its folder on this PC: a remote run's copy (synced at once if ``now`` and never synced)."""
-        if record.host == this_host() or (address := self._address(record)) is None:
-            return record  # this PC's, or no agent serves it: its folder as recorded
+        """``record`` with its folder on this PC: a remote run's copy (synced at once if ``now`` and never synced;
+        the recorded folder until a first copy exists). A run no reachable agent serves keeps the copy it has."""
+        if record.host == this_host():
+            return record
+        if (address := self._address(record)) is not None:
+            self._follow(record, address, now)
         copy = self.mirror.folder(record.id)
+        return dataclasses.replace(record, folder=str(copy)) if (copy / METADATA).is_file() else record
+
+    def _follow(self, record: RunRecord, address: str, now: bool) -> None:
         with self._lock:
             new = record.id not in self._followed
             if new or record.status == "running":
@@ -63,7 +71,6 @@ class DeskRegistry(Registry):
         if new and now:
             self._sync(record.id, address, record.status)
         self._start()
-        return dataclasses.replace(record, folder=str(copy))
 
     def _address(self, record: RunRecord) -> str | None:
         """The link of the agent serving ``record``'s folder: its own agent, else one on its PC."""
@@ -71,7 +78,7 @@ class DeskRegistry(Registry):
         if time.monotonic() - stamp > AGENTS_S:
             agents = self._agents.list()
             self._addresses = (time.monotonic(), agents)
-        serving = [a for a in agents if a.address and (a.name == record.agent or a.host == record.host)]
+        serving = [a for a in agents if a.address and a.reachable and (a.name == record.agent or a.host == record.host)]
         serving.sort(key=lambda a: a.name != record.agent)
         return serving[0].address if serving else None
 
@@ -105,7 +112,11 @@ class DeskRegistry(Registry):
             if status == "running":
                 self.mirror.relay(run_id, address)
         except (LinkError, OSError) as e:
-            log.warning("run %s: its agent at %s does not answer (%s); showing the copy as it is", run_id, address, e)
+            if run_id not in self._failing:
+                log.warning("run %s: its agent at %s does not answer (%s); showing the copy as it is", run_id, address,
+                            e)  # fmt: skip
+            self._failing.add(run_id)
             return
+        self._failing.discard(run_id)
         with self._lock:
             self._followed[run_id] = (address, status)

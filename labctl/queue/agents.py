@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from labctl.lab.config import this_host
 from labctl.queue.db import QueueError, iso, utc_now
@@ -63,3 +64,16 @@ class Agents:
         return [Agent(name=r["name"], host=r["host"], pid=r["pid"], benches=json.loads(r["benches"]),
                       address=r["address"], started_at=r["started_at"], reachable=bool(r["reachable"]))
                 for r in rows.fetchall()]  # fmt: skip
+
+
+def agents_text(agents: list[Agent]) -> str:
+    """The lab's agents in a line: which benches each serves, and whether it is heard from."""
+    if not agents:
+        return "agents: none (`labctl serve --bench BENCH` on each PC with instruments)"
+    return "agents: " + "; ".join(f"{a.name} ({_benches(a)})" + ("" if a.reachable else " UNREACHABLE") for a in agents)
+
+
+def _benches(agent: Agent) -> str:
+    if agent.benches is None:
+        return "every bench"
+    return ", ".join(Path(bench).stem if "/" in bench else bench for bench in agent.benches)

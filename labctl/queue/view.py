@@ -30,8 +30,8 @@ def status_text(entry: Entry, entries: list[Entry], now: datetime, folder: Path 
     if entry.state == "held":
         return "held: Release lets it start" if window else "held: `labctl queue release` lets it start"
     if entry.state == UNREACHABLE:
-        return (f"unreachable: agent {entry.agent} has not been heard from; the run is never started elsewhere, and "
-                "its agent resumes it or rests its channel when back")
+        return (f"unreachable: agent {entry.agent} not heard from; never started elsewhere, its agent takes it back "
+                "when it returns")
     if entry.state == "running":
         if entry.stop_requested:
             return "stopping (cancelled)"

@@ -26,6 +26,7 @@ from labctl.drivers.arbin.cti import CTIClient
 from labctl.queue import Entry, QueueDB
 from labctl.store.db import open_database
 from labctl.store.folder import EVENTS, METADATA, TIMESERIES
+from labctl.store.reader import RunReader
 from labctl.store.registry import Registry, RunRecord, process_alive
 from labctl.store.schema import prepare
 
@@ -276,7 +277,7 @@ def test_a_killed_agents_entries_are_unreachable_never_taken_over_and_its_restar
     seen_by_b = {e["id"]: e for e in json.loads(lab.labctl("pc-b", "queue", "list", "--json").stdout)}
     for n in mine:
         assert seen_by_b[n]["state"] == "unreachable" and seen_by_b[n]["agent"] == "agent-a"
-        assert "agent agent-a has not been heard from" in seen_by_b[n]["status"]
+        assert "agent agent-a not heard from" in seen_by_b[n]["status"]
     # waiting for the instrument A's unreachable entry holds
     assert seen_by_b[theirs[0]]["state"] == "queued" and seen_by_b[theirs[0]]["status"].startswith("waits for cycler@")
     assert seen_by_b[other[0]]["state"] == "finished" and seen_by_b[other[0]]["agent"] == "agent-b"
@@ -423,6 +424,10 @@ def test_a_desk_sees_every_agents_runs_in_the_cli_and_in_the_gui(lab, qtbot, des
 
     window = desk_window()  # the GUI at the desk: the same lab database, read by this process
     assert shown_by(window) == (expected, expected)
+    for run_id in expected:  # each run's data, copied from its agent over the lab link
+        copy = Path(window.store.registry.get(run_id).folder)
+        assert copy == lab.store("desk") / "remote" / run_id
+        assert len(RunReader(copy).rows()) > 0 and RunReader(copy).metadata()["run_id"] == run_id
     lab.stop("agent-a")  # the long runs rest their channels and end aborted
     lab.stop("agent-b")
     stopped = {run_id: ("aborted" if state == "running" else state, agent) for run_id, (state, agent) in expected.items()}

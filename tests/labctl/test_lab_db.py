@@ -3,7 +3,6 @@ agents, schema versions and `labctl db upgrade`, and `labctl db import` of a one
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
@@ -147,39 +146,6 @@ def test_an_older_lab_database_waits_for_db_upgrade_and_a_newer_one_is_refused(t
     again.close()
     with pytest.raises(StoreError, match="newer than this labctl"):
         _ = Store(tmp_path).database
-
-
-def test_db_import_brings_a_one_pc_store_in_once(tmp_path, monkeypatch, store_db):
-    if store_db == "sqlite":
-        pytest.skip("importing is into a lab's database; the SQLite run proves nothing more")
-    lab_url = Store(tmp_path / "lab").config.database.url
-    monkeypatch.delenv("LABCTL_DB")
-    old = Store(tmp_path / "old")  # a one-PC store: its own SQLite file
-    old.registry.add("r1", procedure="ccd", bench="sim", cell_id="c1", folder=tmp_path / "old" / "runs" / "r1")
-    old.registry.finish("r1", "finished", {"brief": "CCD 0.6"})
-    first, second = old.queue.add([Entry(procedure="ccd", bench="sim", claims=["cycler@sim#1"]),
-                                   Entry(procedure="ccd", bench="sim", claims=["cycler@sim#2"], state="held")])
-    old.queue.database.execute("UPDATE queue SET after = ? WHERE id = ?", (first, second))
-    monkeypatch.setenv("LABCTL_DB", lab_url)
-    lab = Store(tmp_path / "lab")
-    lab.queue.add([Entry(procedure="eis", bench="sim", claims=["impedance@sim"])])  # the lab's own entry 1
-    command = ["db", "import", str(tmp_path / "old"), "--store", str(tmp_path / "lab")]
-    result = CliRunner().invoke(app, command)
-    assert result.exit_code == 0 and "imported 1 run(s) and 2 queue entries" in result.output, result.output
-    (record,) = lab.registry.list()
-    assert (record.id, record.status, record.summary) == ("r1", "finished", {"brief": "CCD 0.6"})
-    entries = lab.queue.entries()
-    assert [e.procedure for e in entries] == ["eis", "ccd", "ccd"]
-    assert entries[2].schedule.after == entries[1].id and entries[2].state == "held"  # ids mapped
-    again = CliRunner().invoke(app, command)
-    assert again.exit_code == 0 and "imported 0 run(s) and 0 queue entries" in again.output
-    monkeypatch.delenv("LABCTL_DB")
-    old.registry.add("r2", procedure="ccd", bench="sim", cell_id="c2", folder=tmp_path / "old" / "runs" / "r2")
-    monkeypatch.setenv("LABCTL_DB", lab_url)
-    refused = CliRunner().invoke(app, command)
-    assert refused.exit_code == 2 and "still run there" in refused.output
-    assert json.loads(CliRunner().invoke(app, ["runs", "list", "--json", "--store", str(tmp_path / "lab")]).stdout)[0][
-        "id"] == "r1"
 
 
 def test_a_desk_queues_on_a_bench_another_pc_hosts_by_its_name(tmp_path, store_db):
