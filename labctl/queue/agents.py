@@ -60,7 +60,7 @@ class Agents:
         return next((a for a in self.list() if a.name == name), None)
 
     def list(self) -> list[Agent]:
-        rows = self._db.execute(f"SELECT *, lease_until >= {self._db.now_s} AS reachable FROM agents ORDER BY name")
+        rows = self._db.execute(f"SELECT *, NOT {self._db.lapsed} AS reachable FROM agents ORDER BY name")
         return [Agent(name=r["name"], host=r["host"], pid=r["pid"], benches=json.loads(r["benches"]),
                       address=r["address"], started_at=r["started_at"], reachable=bool(r["reachable"]))
                 for r in rows.fetchall()]  # fmt: skip

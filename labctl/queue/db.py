@@ -22,11 +22,11 @@ from typing import Any
 from labctl.lab.config import this_host
 from labctl.request import RunRequest, Schedule
 from labctl.store.db import Database
+from labctl.store.registry import UNREACHABLE  # an entry's too: running, but its agent's lease lapsed
 
 WAITING = ("queued", "held")
 ENDED = ("finished", "failed", "aborted", "interrupted", "cancelled")
 STATES = (*WAITING, "running", *ENDED)
-UNREACHABLE = "unreachable"  # shown, never stored: running, but its agent's lease lapsed
 
 class QueueError(Exception):
     """A queue request that cannot be done; the message names the field (or entry) and the fix."""
@@ -119,25 +119,21 @@ class QueueDB:
         return ids
 
     def get(self, entry_id: int) -> Entry | None:
-        row = self._db.execute(f"SELECT *, {self._lapsed} AS lapsed FROM queue WHERE id = ?", (entry_id,)).fetchone()
+        row = self._db.execute(f"SELECT *, {self._db.lapsed} AS lapsed FROM queue WHERE id = ?", (entry_id,)).fetchone()
         return _entry(row) if row else None
 
     def entries(self) -> list[Entry]:
-        rows = self._db.execute(f"SELECT *, {self._lapsed} AS lapsed FROM queue ORDER BY position, id").fetchall()
+        rows = self._db.execute(f"SELECT *, {self._db.lapsed} AS lapsed FROM queue ORDER BY position, id").fetchall()
         return [_entry(r) for r in rows]
 
     def live_entries(self) -> list[Entry]:
         """The entries an agent's look needs: waiting and running ones, and the ended ones a waiting entry waits
         after (a queue keeps every ended entry: reading them all each second would grow with the lab's history)."""
         rows = self._db.execute(
-            f"SELECT *, {self._lapsed} AS lapsed FROM queue WHERE state IN ('queued', 'held', 'running') OR id IN "
+            f"SELECT *, {self._db.lapsed} AS lapsed FROM queue WHERE state IN ('queued', 'held', 'running') OR id IN "
             "(SELECT after FROM queue WHERE state IN ('queued', 'held') AND after IS NOT NULL) ORDER BY position, id"
         ).fetchall()  # fmt: skip
         return [_entry(r) for r in rows]
-
-    @property
-    def _lapsed(self) -> str:
-        return f"(lease_until IS NOT NULL AND lease_until < {self._db.now_s})"
 
     def require(self, entry_id: int) -> Entry:
         entry = self.get(entry_id)

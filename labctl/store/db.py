@@ -32,6 +32,11 @@ class Database:
     integrity_errors: tuple[type[Exception], ...]
     unavailable_errors: tuple[type[Exception], ...]  # the database cannot answer now (locked, down, unreachable)
 
+    @property
+    def lapsed(self) -> str:
+        """SQL that is true for a row whose lease (``lease_until``, on the database's clock) has lapsed."""
+        return f"(lease_until IS NOT NULL AND lease_until < {self.now_s})"
+
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         """Run one statement; the cursor has ``fetchone``, ``fetchall`` (dict rows) and ``rowcount``."""
         raise NotImplementedError

@@ -25,6 +25,7 @@ from labctl.store.folder import METADATA, read_json, write_json_atomic
 STATUSES = ("running", "finished", "failed", "aborted", "interrupted", "imported")  # imported: another instrument's file
 UNREACHABLE = "unreachable"  # shown, never stored: a run of another PC whose lease lapsed
 
+
 @dataclass(frozen=True)
 class RunRecord:
     id: str
@@ -106,17 +107,13 @@ class Registry:
 
     def get(self, run_id: str) -> RunRecord | None:
         self.mark_interrupted()
-        row = self._db.execute(f"SELECT *, {self._lapsed} AS lapsed FROM runs WHERE id = ?", (run_id,)).fetchone()
+        row = self._db.execute(f"SELECT *, {self._db.lapsed} AS lapsed FROM runs WHERE id = ?", (run_id,)).fetchone()
         return _record(row) if row else None
 
     def list(self) -> list[RunRecord]:
         self.mark_interrupted()
-        rows = self._db.execute(f"SELECT *, {self._lapsed} AS lapsed FROM runs ORDER BY started_at, id").fetchall()
+        rows = self._db.execute(f"SELECT *, {self._db.lapsed} AS lapsed FROM runs ORDER BY started_at, id").fetchall()
         return [_record(r) for r in rows]
-
-    @property
-    def _lapsed(self) -> str:
-        return f"(lease_until IS NOT NULL AND lease_until < {self._db.now_s})"
 
     def close(self) -> None:
         """Stop what the registry does in the background (a desk's copying); the database is the store's to close."""
