@@ -74,6 +74,11 @@ class LabProcedure(Procedure):
         """Checks of the parameters against the opened bench (an analyzer's frequency range), run before the run is
         created. Raise BenchError naming the parameter."""
 
+    def roles_needed(self) -> dict[str, str]:
+        """The roles these parameters need beyond ``ROLES``, each with the fix to give when a bench lacks it (a
+        queued entry is refused at ``add``, a run before it is created)."""
+        return {}
+
     def describe_parameters(self) -> dict[str, dict[str, Any]]:
         """Every parameter with its label, value and units, for run metadata."""
         return {

@@ -107,6 +107,9 @@ class SpectrumParameters:
 
     def check_bench(self, bench: Any) -> None:
         """What the spectra need of the bench's analyzer, checked before the run starts (BenchError)."""
+        for role, fix in self.roles_needed().items():  # type: ignore[attr-defined]
+            if role not in bench.roles:
+                raise BenchError(f"bench {bench.name!r} has no {role} role. {fix}")
         if "impedance" in self.ROLES:  # type: ignore[attr-defined]
             self.check_analyzer(bench.role("impedance"))
 
@@ -212,10 +215,13 @@ class EISProcedure(SpectrumParameters, LabProcedure):
         self.clock = self.bench.clock
         self.bias_V = self.dc_bias if self.bias_from == FIXED else open_circuit_voltage(self._cycler().read())
 
+    def roles_needed(self) -> dict[str, str]:
+        if self.bias_from != CYCLER:
+            return {}
+        return {"cycler": "bias_from: the open-circuit voltage is read from the bench's cycler; give -p bias_from=dc_bias "
+                          "-p dc_bias=V (the cell's open-circuit voltage)"}
+
     def _cycler(self) -> CyclerChannel:
-        if "cycler" not in self.bench.roles:
-            raise ParameterError(f"bias_from: bench {self.bench.name!r} has no cycler role to read the open-circuit "
-                                 "voltage from; give -p bias_from=dc_bias -p dc_bias=V (the cell's open-circuit voltage)")
         return self.bench.role("cycler")
 
     def execute(self) -> None:

@@ -21,6 +21,7 @@ def plan(request: RunRequest, queue: QueueDB, count: int = 1, hold: bool = False
     procedure = request.build()
     bench, config = resolve_bench(request.bench, queue)
     _check_roles(config, procedure.ROLES, request.procedure)
+    _check_needed(config, procedure.roles_needed())
     _check_sim(config, request)
     if count < 1:
         raise RequestError("count", f"{count}; give the number of cells, 1 or more")
@@ -74,6 +75,14 @@ def _check_roles(config: BenchConfig, roles: tuple[str, ...], procedure: str) ->
         if role not in config.roles:
             raise RequestError("bench", f"bench {config.name!r} has no {role} role, which {procedure} needs; add a "
                                         f"[roles.{role}] table to the bench file")
+
+
+def _check_needed(config: BenchConfig, needed: dict[str, str]) -> None:
+    if config.sim is not None:
+        return  # a simulated bench has every role
+    for role, fix in needed.items():
+        if role not in config.roles:
+            raise RequestError("bench", f"bench {config.name!r} has no {role} role. {fix}")
 
 
 def _check_sim(config: BenchConfig, request: RunRequest) -> None:

@@ -207,3 +207,18 @@ def test_recovery_rests_the_channel_of_an_interrupted_run(tmp_path):
         assert db.require(entry_id).state == "interrupted"
         with open_bench(str(bench_file), cycler_channel=3) as check:
             assert check.cycler.take_over() is False  # no test runs on channel 3 any more
+
+
+def test_an_eis_that_reads_its_bias_from_a_cycler_is_refused_on_a_bench_without_one(tmp_path):
+    with start_sim_bench(SimConfig(cell="bare"), free_running=True) as served:
+        sections = served.config_toml().split("\n\n")
+        bench = tmp_path / "analyzer-only.toml"  # the served bench without its cycler
+        bench.write_text("\n\n".join(s for s in sections if not s.startswith("[roles.cycler")))
+        refused = queue_cli(tmp_path, "add", "eis", "--bench", str(bench))
+        assert refused.exit_code == 2 and "no cycler role" in refused.output and "bias_from=dc_bias" in refused.output
+        run = CliRunner().invoke(app, ["run", "eis", "--bench", str(bench), "--store", str(tmp_path)])
+        assert run.exit_code == 2 and "bias_from=dc_bias" in run.output
+        assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())  # nothing was started
+        assert queued(tmp_path) == []
+        fixed = queue_cli(tmp_path, "add", "eis", "--bench", str(bench), "-p", "bias_from=dc_bias", "-p", "dc_bias=0")
+        assert fixed.exit_code == 0, fixed.output
