@@ -53,6 +53,54 @@ class _Refused(Exception):
     """A request the agent answers with an error header."""
 
 
+class Connections:
+    """Serves each connection ``listener`` accepts in a daemon thread of its own, at most ``limit`` at once (one beyond
+    that is given to ``refuse``, then closed), and cuts the ones being served on ``cut_all``."""
+
+    def __init__(self, listener: socket.socket, serve: Callable[[socket.socket], None], limit: int, name: str,
+                 refuse: Callable[[socket.socket], None] = lambda sock: None) -> None:  # fmt: skip
+        self._listener, self._serve, self._refuse, self._name = listener, serve, refuse, name
+        self._slots = threading.BoundedSemaphore(limit)
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        threading.Thread(target=self._accept, name=name, daemon=True).start()
+
+    def track(self, sock: socket.socket) -> None:
+        """Cut ``sock`` too on ``cut_all`` (a connection a served one opened), until ``untrack``."""
+        with self._lock:
+            self._open.add(sock)
+
+    def untrack(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._open.discard(sock)
+
+    def cut_all(self) -> None:
+        with self._lock:
+            for sock in self._open:
+                cut(sock)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _address = self._listener.accept()
+            except OSError:
+                return  # closed
+            if not self._slots.acquire(blocking=False):
+                self._refuse(sock)
+                sock.close()
+                continue
+            threading.Thread(target=self._run, args=(sock,), name=f"{self._name}-connection", daemon=True).start()
+
+    def _run(self, sock: socket.socket) -> None:
+        self.track(sock)
+        try:
+            self._serve(sock)
+        finally:
+            self.untrack(sock)
+            sock.close()
+            self._slots.release()
+
+
 class LinkServer:
     """Serves, for each run ``folder_of(run_id)`` knows (None: not a run of this agent), its folder and live feed."""
 
@@ -65,11 +113,10 @@ class LinkServer:
             )
         self._folder_of = folder_of
         self._token = token.encode()
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        self._lock = threading.Lock()
-        self._open: set[socket.socket] = set()
         self._listener = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
-        threading.Thread(target=self._accept, name="labctl-link", daemon=True).start()
+        self._connections = Connections(self._listener, self._handle, MAX_CONNECTIONS, "labctl-link", refuse=lambda sock:
+                                        _send_header(sock, {"ok": False, "error": "the agent serves too many "
+                                                            "connections: try again shortly"}))  # fmt: skip
 
     @property
     def address(self) -> str:
@@ -80,25 +127,9 @@ class LinkServer:
         """Stop listening and cut the connections being served (feeds included)."""
         cut(self._listener)  # wakes the accepting thread
         self._listener.close()
-        with self._lock:
-            for sock in self._open:
-                cut(sock)
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                sock, _address = self._listener.accept()
-            except OSError:
-                return  # closed
-            if not self._slots.acquire(blocking=False):
-                _send_header(sock, {"ok": False, "error": "the agent serves too many connections: try again shortly"})
-                sock.close()
-                continue
-            threading.Thread(target=self._handle, args=(sock,), name="labctl-link-request", daemon=True).start()
+        self._connections.cut_all()
 
     def _handle(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._open.add(sock)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)  # a desk that vanished is noticed
             line, rest = _request_line(sock)
@@ -109,11 +140,6 @@ class LinkServer:
             pass  # the client went away or stalled
         except Exception:
             log.exception("lab link: a request failed")
-        finally:
-            with self._lock:
-                self._open.discard(sock)
-            sock.close()
-            self._slots.release()
 
     def _checked(self, line: bytes) -> dict[str, Any]:
         try:

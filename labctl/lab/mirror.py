@@ -20,7 +20,18 @@ import threading
 from pathlib import Path
 from typing import BinaryIO
 
-from labctl.lab.link import TIMEOUT_S, LinkError, cut, fetch, is_plain_name, listing, open_feed, read_line, splice
+from labctl.lab.link import (
+    TIMEOUT_S,
+    Connections,
+    LinkError,
+    cut,
+    fetch,
+    is_plain_name,
+    listing,
+    open_feed,
+    read_line,
+    splice,
+)
 from labctl.live.feed import feed_path
 from labctl.store.folder import EVENTS, PLAIN_TIMESERIES, SPECTRA, TIMESERIES, make_folder, open_private
 
@@ -125,10 +136,8 @@ class _Relay:
         self._listener = listener
         self._path = Path(listener.getsockname())
         self._inode = self._path.stat().st_ino  # a local run that took the path over keeps its socket
-        self._slots = threading.BoundedSemaphore(MAX_VIEWERS)
         self._lock = threading.Lock()
-        self._open: set[socket.socket] = set()
-        threading.Thread(target=self._accept, name="labctl-relay", daemon=True).start()
+        self._connections = Connections(listener, self._serve, MAX_VIEWERS, "labctl-relay")
 
     def stop(self) -> None:
         """Remove the socket (the run's feed has ended here too); viewers being served go on to their end."""
@@ -146,31 +155,14 @@ class _Relay:
 
     def close(self) -> None:
         self.stop()
-        with self._lock:
-            for sock in self._open:
-                cut(sock)
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                viewer, _address = self._listener.accept()
-            except OSError:
-                return  # stopped
-            if not self._slots.acquire(blocking=False):
-                viewer.close()  # the viewer reads the folder and retries, as after any drop
-                continue
-            threading.Thread(target=self._serve, args=(viewer,), name="labctl-relay-viewer", daemon=True).start()
+        self._connections.cut_all()
 
     def _serve(self, viewer: socket.socket) -> None:
+        """One viewer (one beyond ``MAX_VIEWERS`` is closed: it reads the folder and retries, as after any drop)."""
         try:
-            with viewer:
-                self._track(viewer)
-                self._forward(viewer)
+            self._forward(viewer)
         except (LinkError, OSError) as e:
             log.info("relay of run %s from %s: %s", self._run_id, self._address, e)
-        finally:
-            self._untrack(viewer)
-            self._slots.release()
 
     def _forward(self, viewer: socket.socket) -> None:
         try:
@@ -180,7 +172,7 @@ class _Relay:
             raise
         tail = _Tail()
         with agent:
-            self._track(agent)
+            self._connections.track(agent)
             try:
                 agent.settimeout(TIMEOUT_S)  # the hello comes at once from a feed that is there
                 hello = read_line(agent, MAX_HELLO_BYTES)
@@ -190,18 +182,9 @@ class _Relay:
                 viewer.sendall(hello)
                 splice(agent, viewer, tail.see)
             finally:
-                self._untrack(agent)
+                self._connections.untrack(agent)
         if tail.ended():
             self.stop()
-
-    def _track(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._open.add(sock)
-
-    def _untrack(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._open.discard(sock)
-
 
 class _Tail:
     """The last bytes of a feed stream: whether it stopped after its end record (a dropped viewer's does not)."""
